@@ -1,0 +1,1 @@
+"""Grading tooling for the RNN course: nbgrader configuration, reference loader, fixtures."""

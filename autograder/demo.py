@@ -1,0 +1,65 @@
+"""``make demo``: autograde the bundled example students and print their grades.
+
+The repository root is the course folder (``nbgrader_config.py`` lives there), so this is the
+instructor's own workflow: ``make release`` has run ``nbgrader generate_assignment``; here the
+example submissions go into ``submitted/``, ``nbgrader autograde`` grades them into the SQLite
+gradebook ``gradebook.db``, and the table below is read back from that gradebook.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from autograder.config import ASSIGNMENTS, REPO_ROOT
+from autograder.grading import autograde, format_table, read_scores, totals
+from autograder.submissions import load_variants, submissions_for, write_submission
+
+
+def roster(assignment: str) -> dict[str, str]:
+    """Example students and which submission each hands in for ``assignment``."""
+    variants = load_variants(assignment)
+    bugs = [v.name for v in variants if v.kind == "bug"]
+    alts = [v.name for v in variants if v.kind == "alternative"]
+    cast = {"ada": "solution", "blaise": "blank"}
+    if bugs:
+        cast["carl"] = bugs[0]
+    if len(bugs) > 1:
+        cast["dora"] = bugs[1]
+    if alts:
+        cast["emmy"] = alts[0]
+    return cast
+
+
+def main(root: Path = REPO_ROOT) -> int:
+    start = time.perf_counter()
+    results, casts = {}, {}
+    for assignment in ASSIGNMENTS:
+        casts[assignment] = cast = roster(assignment)
+        subs = submissions_for(assignment, root / "source", root / "release")
+        for student, which in cast.items():
+            shutil.rmtree(root / "submitted" / student / assignment, ignore_errors=True)
+            write_submission(root, student, assignment, subs[which])
+        print(f"autograding {assignment} for {len(cast)} example students ...", flush=True)
+        proc = autograde(root, assignment)
+        if proc.returncode != 0:
+            print(proc.stderr[-3000:], file=sys.stderr)
+            print(f"nbgrader autograde {assignment} failed", file=sys.stderr)
+            return 1
+        scores = read_scores(root, assignment)
+        results[assignment] = {s: t for s, t in totals(scores).items() if s in cast}
+    print()
+    print("Example students:")
+    for student in sorted({s for c in casts.values() for s in c}):
+        what = ", ".join(f"{a}: {c[student]}" for a, c in casts.items() if student in c)
+        print(f"  {student:7s} {what}")
+    print()
+    print(format_table(results))
+    print(f"\nGradebook: {root / 'gradebook.db'}  ({time.perf_counter() - start:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""Run nbgrader on a course folder and read the results back, per student and per graded cell.
+
+Used by ``make demo`` and by the grading tests; both drive the real ``nbgrader`` command line the
+way an instructor does, with the course's own ``nbgrader_config.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from autograder.config import ASSIGNMENTS
+
+CONFIG_TEMPLATE = '''"""nbgrader config of a course folder made by make_course()."""
+from autograder.config import configure
+
+c = get_config()  # noqa: F821
+configure(c, {root!r})
+'''
+
+
+def nbgrader(course_root: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+    """Run ``nbgrader <args>`` in ``course_root`` with the same interpreter as this process."""
+    env = dict(os.environ)
+    repo = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
+    # nbgrader shells out to `alembic` for the gradebook schema: it must find the venv's one.
+    env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args],
+        cwd=course_root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def make_course(root: Path, source: Path) -> Path:
+    """A fresh course folder at ``root`` whose ``source/`` is a copy of ``source``."""
+    import shutil
+
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source, root / "source", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+    (root / "nbgrader_config.py").write_text(CONFIG_TEMPLATE.format(root=str(root)))
+    return root
+
+
+def generate(course_root: Path, assignment: str) -> None:
+    proc = nbgrader(course_root, "generate_assignment", assignment, "--force")
+    if proc.returncode != 0:
+        raise RuntimeError(f"generate_assignment {assignment} failed:\n{proc.stderr[-4000:]}")
+
+
+def autograde(course_root: Path, assignment: str) -> subprocess.CompletedProcess:
+    """Autograde every submitted student of ``assignment``; nbgrader keeps going past failures."""
+    return nbgrader(course_root, "autograde", assignment, "--force")
+
+
+@dataclass(frozen=True)
+class CellScore:
+    score: float
+    max_score: float
+    needs_manual_grade: bool
+
+
+def read_scores(course_root: Path, assignment: str) -> dict[str, dict[str, CellScore]]:
+    """``{student: {grade_id: CellScore}}`` from the course's gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from autograder.config import make_config
+
+    db_url = make_config(course_root).CourseDirectory.db_url
+    out: dict[str, dict[str, CellScore]] = {}
+    with Gradebook(db_url) as gb:
+        for student in gb.students:
+            try:
+                sub = gb.find_submission_notebook(assignment, assignment, student.id)
+            except MissingEntry:
+                continue
+            out[student.id] = {
+                g.name: CellScore(float(g.score), float(g.max_score), bool(g.needs_manual_grade))
+                for g in sub.grades
+            }
+    return out
+
+
+def totals(scores: dict[str, dict[str, CellScore]]) -> dict[str, tuple[float, float]]:
+    return {
+        student: (sum(c.score for c in cells.values()), sum(c.max_score for c in cells.values()))
+        for student, cells in scores.items()
+    }
+
+
+def format_table(results: dict[str, dict[str, tuple[float, float]]]) -> str:
+    """A plain-text table: one row per student, one column per assignment, plus the total."""
+    assignments = [a for a in ASSIGNMENTS if a in results]
+    students = sorted({s for per in results.values() for s in per})
+    head = ["student", *assignments, "total"]
+    rows = []
+    for student in students:
+        row, got, cap = [student], 0.0, 0.0
+        for a in assignments:
+            score, max_score = results[a].get(student, (0.0, 0.0))
+            row.append(f"{score:g}/{max_score:g}" if max_score else "-")
+            got, cap = got + score, cap + max_score
+        row.append(f"{got:g}/{cap:g}")
+        rows.append(row)
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
+    lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    lines += [fmt.format(*r) for r in rows]
+    return "\n".join(lines)

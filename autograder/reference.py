@@ -1,0 +1,99 @@
+"""The instructor's reference implementations, read from the source notebooks.
+
+Each function a student writes has exactly one reference: the ``### BEGIN SOLUTION`` region of its
+cell in ``source/<assignment>/<assignment>.ipynb``. Hidden tests, the PyTorch cross-checks in
+``tests/`` and the benchmarks all load it from there with :func:`load_reference`, so there is no
+second copy to drift. None of this ships in ``release/``: the release has no solutions to read.
+
+Only solution cells (nbgrader ``solution: true``, ``grade: false``) are executed, in notebook
+order, in a fresh module whose namespace starts with ``np``. They must be definitions only
+(``def``, ``class``, imports, plain assignments) so that loading a reference never runs a
+training loop or prints anything.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import json
+import os
+import types
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+_ALLOWED = (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)
+_cache: dict[tuple[Path, int], types.ModuleType] = {}
+
+
+def source_dir() -> Path:
+    """Where the instructor notebooks live (``$RNNCOURSE_SOURCE`` overrides the repo's)."""
+    return Path(os.environ.get("RNNCOURSE_SOURCE", REPO_ROOT / "source"))
+
+
+def notebook_path(assignment: str) -> Path:
+    folder = source_dir() / assignment
+    path = folder / f"{assignment}.ipynb"
+    if not path.exists():
+        raise FileNotFoundError(f"no source notebook for assignment {assignment!r} at {path}")
+    return path
+
+
+def solution_cells(nb: dict) -> Iterator[tuple[str, str]]:
+    """Yield ``(grade_id, source)`` of every solution-only code cell, in order."""
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] == "code" and meta.get("solution") and not meta.get("grade"):
+            src = cell["source"]
+            yield meta.get("grade_id", "?"), "".join(src) if isinstance(src, list) else src
+
+
+def load_reference(assignment: str) -> types.ModuleType:
+    """Return a module holding the reference solution of ``assignment``.
+
+    The result is cached per notebook modification time, so hidden tests may call this in every
+    test cell without re-reading the notebook.
+    """
+    path = notebook_path(assignment)
+    key = (path, path.stat().st_mtime_ns)
+    if key in _cache:
+        return _cache[key]
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    module = types.ModuleType(f"reference_{assignment}")
+    module.__file__ = str(path)
+    module.__dict__["np"] = np
+    for grade_id, src in solution_cells(nb):
+        tree = ast.parse(src, filename=f"{path.name}:{grade_id}")
+        for node in tree.body:
+            if not isinstance(node, _ALLOWED):
+                raise ValueError(
+                    f"solution cell {grade_id!r} of {path.name} has a top-level "
+                    f"{type(node).__name__} (line {node.lineno}); reference cells may only "
+                    "define functions, classes, imports and constants"
+                )
+        exec(compile(tree, f"{path.name}:{grade_id}", "exec"), module.__dict__)
+    _cache[key] = module
+    return module
+
+
+@contextlib.contextmanager
+def substituted(namespace: MutableMapping, reference: types.ModuleType, *names: str):
+    """Temporarily replace ``names`` in a student's namespace with the reference versions.
+
+    A hidden test of ``rnn_forward`` runs the student's loop with the *reference* cell, so a bug
+    in ``rnn_cell_forward`` costs the points of ``rnn_cell_forward`` only, not both.
+    """
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in names}
+    try:
+        for name in names:
+            namespace[name] = getattr(reference, name)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = value

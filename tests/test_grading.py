@@ -1,0 +1,70 @@
+"""The grading pipeline, end to end with the real nbgrader: full marks for the solution, zero for
+the untouched release, and every buggy fixture loses exactly the points of what it breaks."""
+
+from __future__ import annotations
+
+import pytest
+
+from autograder.config import ASSIGNMENTS
+from autograder.submissions import load_variants
+
+VARIANTS = [(a, v) for a in ASSIGNMENTS for v in load_variants(a)]
+
+
+def _scores(graded_course, assignment, student):
+    results, logs = graded_course
+    cells = results[assignment].get(student)
+    log = logs[assignment][-3000:]
+    assert cells, f"{student} was not graded for {assignment}; nbgrader said:\n{log}"
+    return cells
+
+
+@pytest.mark.grading
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_scores_full_marks(graded_course, assignment):
+    cells = _scores(graded_course, assignment, "solution")
+    lost = {g: (c.score, c.max_score) for g, c in cells.items() if c.score != c.max_score}
+    assert not lost, f"the instructor's solution loses points in {assignment}: {lost}"
+    assert sum(c.max_score for c in cells.values()) > 0
+
+
+@pytest.mark.grading
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_blank_release_scores_zero(graded_course, assignment):
+    cells = _scores(graded_course, assignment, "blank")
+    solution = _scores(graded_course, assignment, "solution")
+    assert set(cells) == set(solution), "the blank submission was not graded on every test cell"
+    scored = {g: c.score for g, c in cells.items() if c.score != 0}
+    assert not scored, f"an untouched release notebook earns points in {assignment}: {scored}"
+
+
+@pytest.mark.grading
+@pytest.mark.parametrize(
+    "assignment,variant", VARIANTS, ids=[f"{a}:{v.name}" for a, v in VARIANTS]
+)
+def test_variant_loses_exactly_its_points(graded_course, assignment, variant):
+    cells = _scores(graded_course, assignment, variant.name)
+    failed = {g for g, c in cells.items() if c.max_score and c.score < c.max_score}
+    partial = {g: c.score for g, c in cells.items() if 0 < c.score < c.max_score}
+    assert not partial, f"autograded cells score all or nothing, got partial scores {partial}"
+    expected = set(variant.fails)
+    assert failed == expected, (
+        f"{variant.kind} {variant.name!r} ({variant.why}) should fail {sorted(expected)}, "
+        f"failed {sorted(failed)}"
+    )
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_graded_cell_has_a_bug_that_it_catches(graded_course, assignment):
+    """Each autograded test cell is proven to catch at least one real mistake."""
+    solution = _scores(graded_course, assignment, "solution")
+    auto = {g for g, c in solution.items() if c.max_score and not c.needs_manual_grade}
+    caught = {g for v in load_variants(assignment) if v.kind == "bug" for g in v.fails}
+    assert auto - caught == set(), f"test cells with no buggy fixture: {sorted(auto - caught)}"
+    assert caught - auto == set(), f"fixtures name unknown test cells: {sorted(caught - auto)}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_assignment_has_alternatives(assignment):
+    kinds = [v.kind for v in load_variants(assignment)]
+    assert kinds.count("bug") >= 4 and kinds.count("alternative") >= 2
