@@ -14,10 +14,15 @@ from traitlets.config import Config
 COURSE_ID = "rnn-course"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# Assignments in course order: every source/NN_name folder (the Makefile globs the same way).
+# Assignments in course order: every source/NN_name folder.
 ASSIGNMENTS = sorted(
     p.name for p in (REPO_ROOT / "source").glob("[0-9][0-9]_*") if p.is_dir()
 )
+
+# Later assignments that import earlier assignments' functions (see autograder/companions.py).
+COMPANIONS: dict[str, list[str]] = {
+    "03_bptt": ["02_forward_pass"],
+}
 
 CELL_TIMEOUT_S = 120
 

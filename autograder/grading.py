@@ -52,6 +52,10 @@ def make_course(root: Path, source: Path) -> Path:
 
 
 def generate(course_root: Path, assignment: str) -> None:
+    """``nbgrader generate_assignment``, after writing the assignment's companion module."""
+    from autograder.companions import write_companion
+
+    write_companion(Path(course_root) / "source", assignment)
     proc = nbgrader(course_root, "generate_assignment", assignment, "--force")
     if proc.returncode != 0:
         raise RuntimeError(f"generate_assignment {assignment} failed:\n{proc.stderr[-4000:]}")
@@ -116,3 +120,19 @@ def format_table(results: dict[str, dict[str, tuple[float, float]]]) -> str:
     lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r) for r in rows]
     return "\n".join(lines)
+
+
+def release(root: Path | None = None) -> None:
+    """``make release``: regenerate ``release/`` for every assignment of the course."""
+    from autograder.config import REPO_ROOT
+
+    root = Path(root or REPO_ROOT)
+    for assignment in ASSIGNMENTS:
+        generate(root, assignment)
+        print(f"release/{assignment} generated", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] != ["release"]:
+        sys.exit("usage: python -m autograder.grading release")
+    release()
