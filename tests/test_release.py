@@ -58,8 +58,8 @@ def notebooks(folder: Path) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_committed_release_is_current(repo, generated_course, assignment):
-    fresh = generated_course / "release" / assignment
+def test_committed_release_is_current(repo, generated_courses, assignment):
+    fresh = generated_courses[assignment] / "release" / assignment
     committed = repo / "release" / assignment
     assert committed.is_dir(), f"release/{assignment} is missing: run `make release` and commit it"
     fresh_files = sorted(p.relative_to(fresh).as_posix() for p in fresh.rglob("*") if p.is_file())
@@ -75,8 +75,8 @@ def test_committed_release_is_current(repo, generated_course, assignment):
 
 @pytest.mark.parametrize("where", ["committed", "generated"])
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_release_has_no_solution_or_hidden_test(repo, generated_course, assignment, where):
-    root = repo if where == "committed" else generated_course
+def test_release_has_no_solution_or_hidden_test(repo, generated_courses, assignment, where):
+    root = repo if where == "committed" else generated_courses[assignment]
     text = release_text(root / "release" / assignment)
     for marker in FORBIDDEN:
         assert marker not in text, f"{where} release/{assignment} contains {marker!r}"
@@ -87,8 +87,8 @@ def test_release_has_no_solution_or_hidden_test(repo, generated_course, assignme
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_release_keeps_stubs_and_visible_tests(generated_course, assignment):
-    nb = notebooks(generated_course / "release" / assignment)[f"{assignment}.ipynb"]
+def test_release_keeps_stubs_and_visible_tests(generated_courses, assignment):
+    nb = notebooks(generated_courses[assignment] / "release" / assignment)[f"{assignment}.ipynb"]
     meta = [c["metadata"].get("nbgrader", {}) for c in nb["cells"]]
     stubs = [c for c, m in zip(nb["cells"], meta, strict=True) if m.get("solution")]
     tests = [c for c, m in zip(nb["cells"], meta, strict=True) if m.get("grade")]
