@@ -7,12 +7,12 @@ STAMP := $(VENV)/.installed
 # nbgrader runs `alembic` from PATH, so the venv's bin comes first for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help venv release demo grade test test-fast lint lab torch clean
+.PHONY: help venv release demo test lint lab torch clean
 
 help:
 	@echo "make demo     create .venv, generate release/, autograde the example submissions, print grades"
 	@echo "make test     full test suite: unit, release, grading pipeline, nbval of every notebook"
-	@echo "make lab      JupyterLab on the student notebooks in release/"
+	@echo "make lab      JupyterLab, opened on the course map (assignments are in release/)"
 	@echo "make release  regenerate release/ from source/ with nbgrader generate_assignment"
 	@echo "make torch    install the CPU build of PyTorch for the cross-check tests (optional)"
 	@echo "make lint     ruff over the Python code and notebooks"
@@ -33,7 +33,7 @@ demo: release
 	$(BIN)/python -m autograder.demo
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab release/
+	$(BIN)/jupyter lab notebooks/00_course_map.ipynb
 
 torch: $(STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0
