@@ -25,6 +25,8 @@ ASSIGNMENTS = sorted(
 # Later assignments that import earlier assignments' functions (see autograder/companions.py).
 COMPANIONS: dict[str, list[str]] = {
     "03_bptt": ["02_forward_pass"],
+    "05_gru": ["02_forward_pass", "03_bptt"],
+    "06_lstm": ["02_forward_pass", "03_bptt", "05_gru"],
 }
 
 CELL_TIMEOUT_S = 120
