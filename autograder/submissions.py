@@ -81,8 +81,8 @@ def _grade_id(cell) -> str | None:
 
 
 def _is_solution(cell) -> bool:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return bool(meta.get("solution")) and not meta.get("grade")
+    """A cell the student writes: code to fill in, or a written answer (markdown, graded by hand)."""
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
 
 
 def strip_markers(code: str) -> str:
