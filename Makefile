@@ -4,6 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The assignments' source folders (all of them, or those named in $RNNCOURSE_ASSIGNMENTS).
+SOURCES = $(shell $(BIN)/python -c "from autograder.config import ASSIGNMENTS as A; print(*('source/' + a for a in A))")
 # nbgrader runs `alembic` from PATH, so the venv's bin comes first for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
 
@@ -40,7 +42,8 @@ torch: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
-	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider source notebooks
+	$(BIN)/python -m autograder.companions
+	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(SOURCES) notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

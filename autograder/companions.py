@@ -65,3 +65,17 @@ def write_companion(source_root: Path, assignment: str) -> Path | None:
     path = Path(source_root) / assignment / FILENAME
     path.write_text(companion_text(Path(source_root), earlier), encoding="utf-8")
     return path
+
+
+def write_all(source_root: Path) -> list[Path]:
+    """Write every assignment's ``course_layers.py`` (before running the source notebooks)."""
+    from autograder.config import ASSIGNMENTS
+
+    return [p for a in ASSIGNMENTS if (p := write_companion(source_root, a))]
+
+
+if __name__ == "__main__":
+    from autograder.config import REPO_ROOT
+
+    for path in write_all(REPO_ROOT / "source"):
+        print(f"wrote {path.relative_to(REPO_ROOT)}")

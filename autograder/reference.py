@@ -6,9 +6,10 @@ cell in ``source/<assignment>/<assignment>.ipynb``. Hidden tests, the PyTorch cr
 second copy to drift. None of this ships in ``release/``: the release has no solutions to read.
 
 Only solution cells (nbgrader ``solution: true``, ``grade: false``) are executed, in notebook
-order, in a fresh module whose namespace starts with ``np``. They must be definitions only
-(``def``, ``class``, imports, plain assignments) so that loading a reference never runs a
-training loop or prints anything.
+order, in a fresh module whose namespace starts with ``np`` and with the functions the assignment
+imports from earlier ones (its ``course_layers``, see companions.py), taken from their references.
+They must be definitions only (``def``, ``class``, imports, plain assignments) so that loading a
+reference never runs a training loop or prints anything.
 """
 
 from __future__ import annotations
@@ -64,6 +65,14 @@ def load_reference(assignment: str) -> types.ModuleType:
     module = types.ModuleType(f"reference_{assignment}")
     module.__file__ = str(path)
     module.__dict__["np"] = np
+    from autograder.config import COMPANIONS
+
+    for earlier in COMPANIONS.get(assignment, []):
+        previous = load_reference(earlier)
+        module.__dict__.update(
+            (name, value) for name, value in vars(previous).items()
+            if isinstance(value, types.FunctionType | type) and value.__module__ != "builtins"
+        )
     for grade_id, src in solution_cells(nb):
         tree = ast.parse(src, filename=f"{path.name}:{grade_id}")
         for node in tree.body:

@@ -81,7 +81,7 @@ def _grade_id(cell) -> str | None:
 
 
 def _is_solution(cell) -> bool:
-    """A cell the student writes: code to fill in, or a written answer (markdown, graded by hand)."""
+    """A cell the student writes: code to fill in, or a written answer graded by hand."""
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
 
 

@@ -1,0 +1,24 @@
+"""PyTorch modules carrying the course's weights, for the cross-check tests (torch is optional)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def torch_rnn(Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray):
+    """torch.nn.RNN(tanh, batch_first, float64) equal to the course's RNN with (Wx, Wh, b).
+
+    PyTorch has two biases, bias_ih + bias_hh; each gets half of b, and each receives the full
+    gradient db in backward.
+    """
+    import torch
+
+    H, D = Wx.shape
+    rnn = torch.nn.RNN(D, H, nonlinearity="tanh", batch_first=True, dtype=torch.float64)
+    half = torch.from_numpy(b / 2)
+    with torch.no_grad():
+        rnn.weight_ih_l0.copy_(torch.from_numpy(Wx))
+        rnn.weight_hh_l0.copy_(torch.from_numpy(Wh))
+        rnn.bias_ih_l0.copy_(half)
+        rnn.bias_hh_l0.copy_(half)
+    return rnn
