@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torchref import torch_rnn
+from torchref import close, leaf, torch_rnn
 
 from autograder.reference import load_reference
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
-
-RTOL, ATOL = 1e-9, 1e-12
-
 
 @pytest.fixture(scope="module")
 def ref():
@@ -25,21 +22,11 @@ def ref():
     return load_reference("03_bptt")
 
 
-def close(actual, expected, what):
-    if isinstance(expected, torch.Tensor):
-        expected = expected.detach().numpy()
-    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
-
-
 def rnn_problem(seed, N, T, D, H):
     rng = np.random.default_rng(seed)
     return (rng.standard_normal((N, T, D)), rng.standard_normal((N, H)),
             0.6 * rng.standard_normal((H, D)), 0.6 * rng.standard_normal((H, H)),
             rng.standard_normal(H))
-
-
-def leaf(array):
-    return torch.tensor(array, dtype=torch.float64, requires_grad=True)
 
 
 def check_rnn_grads(rnn, dWx, dWh, db, what):

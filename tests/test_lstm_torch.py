@@ -12,27 +12,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from torchref import close, leaf
 
 from autograder.reference import load_reference
 
 torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
 
-RTOL, ATOL = 1e-9, 1e-12
-
-
 @pytest.fixture(scope="module")
 def ref():
     return load_reference("06_lstm")
-
-
-def close(actual, expected, what):
-    if isinstance(expected, torch.Tensor):
-        expected = expected.detach().numpy()
-    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
-
-
-def leaf(array):
-    return torch.tensor(array, dtype=torch.float64, requires_grad=True)
 
 
 def lstm_params(rng, D, H):

@@ -4,6 +4,22 @@ from __future__ import annotations
 
 import numpy as np
 
+RTOL, ATOL = 1e-9, 1e-12  # float64 agreement required of every reference gradient
+
+
+def close(actual, expected, what):
+    """assert_allclose at RTOL/ATOL; ``expected`` may be a torch tensor."""
+    if not isinstance(expected, np.ndarray | float | int):
+        expected = expected.detach().numpy()
+    np.testing.assert_allclose(actual, expected, rtol=RTOL, atol=ATOL, err_msg=what)
+
+
+def leaf(array):
+    """A float64 torch tensor that collects a gradient."""
+    import torch
+
+    return torch.tensor(array, dtype=torch.float64, requires_grad=True)
+
 
 def torch_rnn(Wx: np.ndarray, Wh: np.ndarray, b: np.ndarray):
     """torch.nn.RNN(tanh, batch_first, float64) equal to the course's RNN with (Wx, Wh, b).
