@@ -9,7 +9,7 @@ SOURCES = $(shell $(BIN)/python -c "from autograder.config import ASSIGNMENTS as
 # nbgrader runs `alembic` from PATH, so the venv's bin comes first for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help venv release demo test lint lab torch clean
+.PHONY: help venv release demo test lint lab torch system-deps clean
 
 help:
 	@echo "make demo     create .venv, generate release/, autograde the example submissions, print grades"
@@ -18,6 +18,7 @@ help:
 	@echo "make release  regenerate release/ from source/ with nbgrader generate_assignment"
 	@echo "make torch    install the CPU build of PyTorch for the cross-check tests (optional)"
 	@echo "make lint     ruff over the Python code and notebooks"
+	@echo "make system-deps  Debian packages for the browser and PostgreSQL tests (chromium, postgresql)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,17 @@ demo: release
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/00_course_map.ipynb
+
+# Debian's chromium (browser test) and postgresql (gradebook on PostgreSQL); the tests that need them
+# skip with a reason where they are missing. Needs root or sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@if command -v chromium >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+		echo "chromium and postgresql are installed"; \
+	else \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium postgresql; \
+	fi
 
 torch: $(STAMP)
 	$(BIN)/python -m pip install --quiet torch==2.13.0

@@ -27,6 +27,8 @@ COMPANIONS: dict[str, list[str]] = {
     "03_bptt": ["02_forward_pass"],
     "05_gru": ["02_forward_pass", "03_bptt"],
     "06_lstm": ["02_forward_pass", "03_bptt", "05_gru"],
+    "07_bidirectional_deep": ["02_forward_pass", "03_bptt", "05_gru", "06_lstm"],
+    "08_char_language_model": ["02_forward_pass", "03_bptt", "06_lstm"],
 }
 
 CELL_TIMEOUT_S = 120
