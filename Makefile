@@ -9,13 +9,15 @@ SOURCES = $(shell $(BIN)/python -c "from autograder.config import ASSIGNMENTS as
 # nbgrader runs `alembic` from PATH, so the venv's bin comes first for every recipe.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help venv release demo test lint lab torch system-deps clean
+.PHONY: help venv release demo grade bench test lint lab torch system-deps clean
 
 help:
 	@echo "make demo     create .venv, generate release/, autograde the example submissions, print grades"
 	@echo "make test     full test suite: unit, release, grading pipeline, nbval of every notebook"
 	@echo "make lab      JupyterLab, opened on the course map (assignments are in release/)"
 	@echo "make release  regenerate release/ from source/ with nbgrader generate_assignment"
+	@echo "make grade    autograde every submitted/<student>/<assignment> in parallel, print grades"
+	@echo "make bench    run every benchmark; write benchmarks/RESULTS.md and the README's table"
 	@echo "make torch    install the CPU build of PyTorch for the cross-check tests (optional)"
 	@echo "make lint     ruff over the Python code and notebooks"
 	@echo "make system-deps  Debian packages for the browser and PostgreSQL tests (chromium, postgresql)"
@@ -34,6 +36,14 @@ release: $(STAMP)
 
 demo: release
 	$(BIN)/python -m autograder.demo
+
+# The instructor's grading run: submissions in submitted/, grades into the gradebook of
+# nbgrader_config.py (GRADE_ARGS, e.g. "02_forward_pass --workers 4", is passed on).
+grade: $(STAMP)
+	$(BIN)/python -m autograder.grade $(GRADE_ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/00_course_map.ipynb

@@ -31,7 +31,20 @@ COMPANIONS: dict[str, list[str]] = {
     "08_char_language_model": ["02_forward_pass", "03_bptt", "06_lstm"],
 }
 
-CELL_TIMEOUT_S = 120
+# Seconds a single cell may run under autograde before it is interrupted and scores 0
+# ($RNNCOURSE_CELL_TIMEOUT overrides it, e.g. for the tests of runaway submissions).
+CELL_TIMEOUT_S = int(os.environ.get("RNNCOURSE_CELL_TIMEOUT", "120"))
+
+# stderr output that is noise, not a wrong answer. nbgrader fails a test cell with any stderr
+# output; IgnorePattern drops a stderr output only if the pattern matches it (re.search), so the
+# pattern is anchored to cover the whole text: nothing but Python warnings (a "file:line: XWarning:
+# message" line, optionally followed by the indented source line), tqdm progress bars
+# ("\r 40%|####      | 4/10 [...]") and whitespace (tqdm's closing newline arrives as an output of
+# its own). Tracebacks are error outputs, never stderr text, so an exception always fails the cell.
+# Possessive quantifiers (Python 3.11+) keep the match linear in the length of the output.
+_WARNING = r"(?=[^\n]*(?:Warning|warn))[^\n]*+(?:\n  [^\n]*+)?+"
+_TQDM = r"(?:\r(?=[^\r\n]*\d%\|)[^\r\n]*+)++"
+IGNORE_STDERR_PATTERN = rf"\A(?:{_WARNING}|{_TQDM}|\s++)*+\Z"
 
 
 def configure(c: Config, root: str | Path) -> Config:
@@ -45,9 +58,30 @@ def configure(c: Config, root: str | Path) -> Config:
     # A student who deletes a test cell is graded on the instructor's copy of it.
     c.OverwriteCells.add_missing_cells = True
     # nbgrader zeroes a test cell that writes anything to stderr; a stray warning from a library
-    # is not a wrong answer. Only warnings are forgiven, never tracebacks.
+    # or a progress bar is not a wrong answer. Only those are forgiven (IGNORE_STDERR_PATTERN).
     c.IgnorePattern.enabled = True
-    c.IgnorePattern.pattern = r"^[^\n]*(Warning|warn)[^\n]*\n?(  [^\n]*\n?)?$"
+    c.IgnorePattern.pattern = IGNORE_STDERR_PATTERN
+    # Demonstration cells tagged "skip-when-grading" do not run under autograde (autograder/
+    # execute.py): nbgrader's own list of autograde steps, with its Execute replaced.
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+
+    from autograder.execute import ExecuteGradedCells
+
+    c.Autograde.autograde_preprocessors = [
+        ExecuteGradedCells, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    # Feedback HTML without the hidden tests' source or tracebacks that quote them (nbgrader #917,
+    # #1363); see autograder/feedback.py.
+    from autograder.feedback import feedback_preprocessors
+
+    c.GenerateFeedback.preprocessors = feedback_preprocessors()
     return c
 
 

@@ -2,7 +2,8 @@
 
 The repository root is the course folder (``nbgrader_config.py`` lives there), so this is the
 instructor's own workflow: ``make release`` has run ``nbgrader generate_assignment``; here the
-example submissions go into ``submitted/``, ``nbgrader autograde`` grades them into the SQLite
+example submissions go into ``submitted/``, ``make grade``'s parallel grader
+(``autograder.grade``, nbgrader's autograder in one worker per core) grades them into the SQLite
 gradebook ``gradebook.db``, and the table below is read back from that gradebook.
 """
 
@@ -14,7 +15,8 @@ import time
 from pathlib import Path
 
 from autograder.config import ASSIGNMENTS, REPO_ROOT
-from autograder.grading import autograde, format_table, read_scores, totals
+from autograder.grade import format_results, grade_all
+from autograder.grading import format_table, read_scores, totals
 from autograder.submissions import load_variants, submissions_for, write_submission
 
 
@@ -42,12 +44,15 @@ def main(root: Path = REPO_ROOT) -> int:
         for student, which in cast.items():
             shutil.rmtree(root / "submitted" / student / assignment, ignore_errors=True)
             write_submission(root, student, assignment, subs[which])
-        print(f"autograding {assignment} for {len(cast)} example students ...", flush=True)
-        proc = autograde(root, assignment)
-        if proc.returncode != 0:
-            print(proc.stderr[-3000:], file=sys.stderr)
-            print(f"nbgrader autograde {assignment} failed", file=sys.stderr)
-            return 1
+    students = sorted({s for c in casts.values() for s in c})
+    print(f"autograding {len(ASSIGNMENTS)} assignments for {len(students)} example students ...",
+          flush=True)
+    graded = grade_all(root, ASSIGNMENTS, students=students)
+    failed = [r for r in graded if not r.ok]
+    if failed:
+        print(format_results(failed), file=sys.stderr)
+        return 1
+    for assignment, cast in casts.items():
         scores = read_scores(root, assignment)
         results[assignment] = {s: t for s, t in totals(scores).items() if s in cast}
     print()

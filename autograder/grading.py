@@ -77,9 +77,9 @@ def read_scores(course_root: Path, assignment: str) -> dict[str, dict[str, CellS
     """``{student: {grade_id: CellScore}}`` from the course's gradebook."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    from autograder.config import make_config
+    from autograder.grade import db_url_of
 
-    db_url = make_config(course_root).CourseDirectory.db_url
+    db_url = db_url_of(course_root)  # what the course's nbgrader_config.py says (SQLite or not)
     out: dict[str, dict[str, CellScore]] = {}
     with Gradebook(db_url) as gb:
         for student in gb.students:

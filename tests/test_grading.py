@@ -77,3 +77,24 @@ def test_every_graded_cell_has_a_bug_that_it_catches(graded_course, assignment):
 def test_every_assignment_has_alternatives(assignment):
     kinds = [v.kind for v in load_variants(assignment)]
     assert kinds.count("bug") >= 4 and kinds.count("alternative") >= 2
+
+
+def test_demonstration_cells_are_skipped_under_autograde(graded_course, generated_courses):
+    """Cells tagged skip-when-grading (autograder/execute.py) stay unexecuted in the autograded
+    notebook; everything else ran. The full marks of the solution show nothing graded needs them."""
+    import json
+
+    from autograder.execute import skipped
+
+    n_skipped = 0
+    for assignment, root in generated_courses.items():
+        path = root / "autograded" / "solution" / assignment / f"{assignment}.ipynb"
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] != "code":
+                continue
+            if skipped(cell):
+                n_skipped += 1
+                assert cell["execution_count"] is None and not cell["outputs"], assignment
+            else:
+                assert cell["execution_count"] is not None, (assignment, cell["source"][:60])
+    assert n_skipped > 0

@@ -16,7 +16,8 @@ def softmax(z, axis=-1):
     Returns an array of the same shape as z. Subtract the maximum along `axis` (keepdims=True)
     before np.exp, so that np.exp never sees a large positive number. Do not change z in place.
     """
-    z = np.asarray(z, dtype=float)
+    z = np.asarray(z)
+    z = z.astype(np.result_type(z, np.float32), copy=False)  # float32 stays float32, ints -> float64
     shifted = z - np.max(z, axis=axis, keepdims=True)
     e = np.exp(shifted)
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -29,7 +30,8 @@ def sigmoid(z):
     z: array of any shape (or a number). Returns an array of the same shape, values in [0, 1].
     Must not overflow for large |z|: np.exp may only see arguments <= 0.
     """
-    z = np.asarray(z, dtype=float)
+    z = np.asarray(z)
+    z = z.astype(np.result_type(z, np.float32), copy=False)  # float32 stays float32, ints -> float64
     e = np.exp(-np.abs(z))  # in (0, 1]: cannot overflow
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
@@ -65,7 +67,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     cache: list of the T caches returned by rnn_cell_forward, in time order
     """
     N, T, _ = x.shape
-    h = np.zeros((N, T, h0.shape[1]))
+    h = np.zeros((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx))  # float32 stays float32
     cache = []
     for t in range(T):
         h_prev = h0 if t == 0 else h[:, t - 1]
