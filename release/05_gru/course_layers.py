@@ -17,7 +17,7 @@ def softmax(z, axis=-1):
     before np.exp, so that np.exp never sees a large positive number. Do not change z in place.
     """
     z = np.asarray(z)
-    z = z.astype(np.result_type(z, np.float32), copy=False)  # float32 stays float32, ints -> float64
+    z = z.astype(np.result_type(z, np.float32), copy=False)  # float32 stays float32
     shifted = z - np.max(z, axis=axis, keepdims=True)
     e = np.exp(shifted)
     return e / np.sum(e, axis=axis, keepdims=True)
@@ -31,7 +31,7 @@ def sigmoid(z):
     Must not overflow for large |z|: np.exp may only see arguments <= 0.
     """
     z = np.asarray(z)
-    z = z.astype(np.result_type(z, np.float32), copy=False)  # float32 stays float32, ints -> float64
+    z = z.astype(np.result_type(z, np.float32), copy=False)  # float32 stays float32
     e = np.exp(-np.abs(z))  # in (0, 1]: cannot overflow
     return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
@@ -191,7 +191,7 @@ def rnn_backward(dh, cache):
     dtype = np.result_type(dh, Wx)  # float32 in, float32 out
     dx = np.zeros((N, T, Wx.shape[1]), dtype=dtype)
     dWx, dWh, db = np.zeros(Wx.shape, dtype), np.zeros((H, H), dtype), np.zeros(H, dtype)
-    dh_carry = np.zeros((N, H), dtype)  # what step t + 1 passes back to h[:, t]; nothing after the end
+    dh_carry = np.zeros((N, H), dtype)  # what step t + 1 passes back; nothing after the end
     for t in reversed(range(T)):
         dx[:, t], dh_carry, dWx_t, dWh_t, db_t = rnn_cell_backward(dh[:, t] + dh_carry, cache[t])
         dWx += dWx_t
