@@ -79,18 +79,11 @@ class JobResult:
 
 # --- the course -----------------------------------------------------------------------------------
 
-def course_config(course_root: Path):
-    """The course's nbgrader configuration, read from its ``nbgrader_config.py``."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    sys.path.insert(0, str(REPO))
-    return PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
-
-
 def db_url_of(course_root: Path) -> str:
-    c = course_config(course_root)
-    url = c.CourseDirectory.get("db_url")
-    return url or f"sqlite:///{Path(course_root).resolve() / 'gradebook.db'}"
+    """The gradebook URL the course's ``nbgrader_config.py`` sets (SQLite by default)."""
+    from autograder.export import course_db
+
+    return course_db(course_root)[0]
 
 
 def expected_notebooks(course_root: Path, assignment: str) -> list[str]:
@@ -248,9 +241,10 @@ def worker_main(root: str) -> None:
     os.chdir(root)
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=root).load_config()
+    from autograder.export import load_config
+
+    config = load_config(Path(root))
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
     for line in sys.stdin:
         job = json.loads(line)
