@@ -35,6 +35,9 @@ COMPANIONS: dict[str, list[str]] = {
 # ($RNNCOURSE_CELL_TIMEOUT overrides it, e.g. for the tests of runaway submissions).
 CELL_TIMEOUT_S = int(os.environ.get("RNNCOURSE_CELL_TIMEOUT", "120"))
 
+# Seconds nbgrader waits for a cell's remaining output after the kernel's reply (see configure()).
+IOPUB_TIMEOUT_S = 60
+
 # stderr output that is noise, not a wrong answer. nbgrader fails a test cell with any stderr
 # output; IgnorePattern drops a stderr output only if the pattern matches it (re.search), so the
 # pattern is anchored to cover the whole text: nothing but Python warnings (a "file:line: XWarning:
@@ -54,6 +57,11 @@ def configure(c: Config, root: str | Path) -> Config:
     c.CourseDirectory.db_url = f"sqlite:///{root / 'gradebook.db'}"
     # Every cell gets its own time limit; a cell that times out scores 0, grading goes on.
     c.Execute.timeout = CELL_TIMEOUT_S
+    # After a cell's reply, nbgrader waits Execute.iopub_timeout seconds (nbclient's default, 4) for
+    # the kernel's last outputs and then, with its raise_on_iopub_timeout=True, abandons the whole
+    # submission: every cell scores 0. On a loaded machine (CI, a class graded on 2 cores) 4 s
+    # is not enough; the per-cell timeout above is what bounds a cell.
+    c.Execute.iopub_timeout = IOPUB_TIMEOUT_S
     c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
     # A student who deletes a test cell is graded on the instructor's copy of it.
     c.OverwriteCells.add_missing_cells = True

@@ -125,6 +125,17 @@ def submissions_for(assignment: str, source_root: Path, release_root: Path) -> d
     return subs
 
 
+def nbgrader_sample(assignment: str) -> list[str]:
+    """The submissions the tests grade with the real nbgrader: the solution, the blank release,
+    the first bug and the first alternative of the fixtures. All the others are checked with
+    ``autograder.fixturecheck``, which tests/test_grading.py holds to nbgrader's results on
+    these."""
+    variants = load_variants(assignment)
+    first = [next((v.name for v in variants if v.kind == kind), None)
+             for kind in ("bug", "alternative")]
+    return ["solution", "blank", *[name for name in first if name]]
+
+
 def write_submission(course_root: Path, student: str, assignment: str, nb) -> Path:
     folder = Path(course_root) / "submitted" / student / assignment
     folder.mkdir(parents=True, exist_ok=True)

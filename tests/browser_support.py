@@ -339,6 +339,30 @@ def menu(page, *labels: str, timeout: float = 30_000) -> None:
         item.first.click(timeout=timeout)
 
 
+def run_all(page, timeout: float = 90_000, start_within: float = 20_000) -> None:
+    """Run > Run All Cells, and wait until the kernel has run what it was given.
+
+    On a loaded machine JupyterLab can take the click while the notebook's kernel connection is
+    still settling and queue nothing: every prompt stays ``[ ]``. The click is then repeated
+    (at most twice more) once ``start_within`` ms have passed without the first cell starting.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    first = code_cells(page).first.locator(".jp-InputPrompt").element_handle()
+    for attempt in range(3):
+        menu(page, "Run", "Run All Cells")
+        try:
+            page.wait_for_function("el => el.textContent.trim() !== '[ ]:'", arg=first,
+                                   timeout=start_within)
+            break
+        except PlaywrightTimeout:
+            print(f"Run All Cells, attempt {attempt + 1}: no cell started in "
+                  f"{start_within / 1000:.0f} s (kernel status {kernel_status(page)!r})")
+    else:
+        raise TimeoutError("Run All Cells started no cell in three attempts")
+    wait_kernel_idle(page, timeout=timeout)
+
+
 def kernel_status(page) -> str:
     """The state of the active notebook's kernel as its toolbar indicator shows it."""
     indicator = active_notebook(page).locator(".jp-Notebook-ExecutionIndicator")

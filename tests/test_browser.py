@@ -235,9 +235,7 @@ def explore_gradient_flow(page, server, lap) -> None:
     """Assignment 4, solved: run all, then drive the explorer's spectral-radius slider."""
     bs.open_lab(page, server, f"work/{EXPLORED}/{EXPLORED}.ipynb", timeout=LONG)
     lap("4 opened")
-    bs.menu(page, "Run", "Run All Cells")
-    page.wait_for_timeout(1000)
-    bs.wait_kernel_idle(page, timeout=LONG)
+    bs.run_all(page, timeout=LONG)
     lap("4 ran")
     prompts = [bs.prompt(c) for c in bs.code_cells(page).all()]
     not_run = [i for i, p in enumerate(prompts) if not re.fullmatch(r"\[\d+\]:", p)]
@@ -291,9 +289,7 @@ def blank_notebook_messages(page, lap) -> None:
     """Assignment 2 as released: the messages a student sees before and while writing code."""
     bs.open_from_path(page, f"release/{BLANK}/{BLANK}.ipynb", timeout=LONG)
     lap("2 opened")
-    bs.menu(page, "Run", "Run All Cells")
-    page.wait_for_timeout(1000)
-    bs.wait_kernel_idle(page, timeout=LONG)
+    bs.run_all(page, timeout=LONG)
     lap("2 ran")
     # Run All stops at the first failing cell: the softmax test, softmax being a stub.
     test = bs.cell_containing(page, '"""softmax: values')

@@ -51,3 +51,16 @@ def test_settings_that_protect_grading(tmp_path):
     assert c.IgnorePattern.enabled is True
     assert c.Execute.timeout > 0
     assert c.CourseDirectory.db_url == f"sqlite:///{tmp_path.resolve() / 'gradebook.db'}"
+
+
+def test_a_loaded_machine_does_not_zero_a_whole_submission(tmp_path):
+    """nbgrader abandons a submission (every cell 0) when a cell's last output comes more than
+    ``iopub_timeout`` seconds after the kernel's reply. nbclient's 4 s default was too short on
+    the 2-core CI machine: two unrelated submissions scored 0 everywhere in one run; a cell printing
+    50,000 lines reproduces it under load. The configured grader must wait longer."""
+    from autograder.execute import ExecuteGradedCells
+
+    executor = ExecuteGradedCells(config=make_config(tmp_path))
+    assert executor.raise_on_iopub_timeout  # nbgrader's setting: a late output fails everything
+    assert executor.iopub_timeout >= 30
+    assert 0 < executor.timeout  # the per-cell limit still bounds a cell

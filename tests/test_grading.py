@@ -1,12 +1,17 @@
-"""The grading pipeline, end to end with the real nbgrader: full marks for the solution, zero for
-the untouched release, and every buggy fixture loses exactly the points of what it breaks."""
+"""The grading pipeline, end to end: full marks for the solution, zero for the untouched release,
+and every buggy fixture loses exactly the points of what it breaks.
+
+The solution, the blank release and a sample of fixtures go through the real ``nbgrader
+autograde``; every fixture goes through ``autograder.fixturecheck`` (the same notebook and
+nbgrader's own scoring, a forked process instead of a fresh kernel each), and
+``test_fixturecheck_agrees_with_nbgrader`` holds the two to the same scores, cell for cell."""
 
 from __future__ import annotations
 
 import pytest
 
 from autograder.config import ASSIGNMENTS
-from autograder.submissions import load_variants
+from autograder.submissions import load_variants, nbgrader_sample
 
 VARIANTS = [(a, v) for a in ASSIGNMENTS for v in load_variants(a)]
 
@@ -48,26 +53,47 @@ def test_blank_release_scores_zero(graded_course, assignment):
     assert not scored, f"an untouched release notebook earns points in {assignment}: {scored}"
 
 
+def _checked(checked_fixtures, assignment, student):
+    """Per-cell ``(score, max_score)`` of one submission as autograder.fixturecheck scored it."""
+    result = checked_fixtures[assignment][student]
+    assert "scores" in result, f"{student} of {assignment} did not run: {result.get('error')}"
+    return {g: tuple(pair) for g, pair in result["scores"].items()}
+
+
 @pytest.mark.grading
 @pytest.mark.parametrize(
     "assignment,variant", VARIANTS, ids=[f"{a}:{v.name}" for a, v in VARIANTS]
 )
-def test_variant_loses_exactly_its_points(graded_course, assignment, variant):
-    cells = _scores(graded_course, assignment, variant.name)
-    failed = {g for g, c in cells.items() if c.max_score and c.score < c.max_score}
-    partial = {g: c.score for g, c in cells.items() if 0 < c.score < c.max_score}
+def test_variant_loses_exactly_its_points(checked_fixtures, assignment, variant):
+    cells = _checked(checked_fixtures, assignment, variant.name)
+    failed = {g for g, (score, top) in cells.items() if top and score < top}
+    partial = {g: score for g, (score, top) in cells.items() if 0 < score < top}
     assert not partial, f"autograded cells score all or nothing, got partial scores {partial}"
     expected = set(variant.fails)
     assert failed == expected, (
         f"{variant.kind} {variant.name!r} ({variant.why}) should fail {sorted(expected)}, "
-        f"failed {sorted(failed)}"
+        f"failed {sorted(failed)}; errors: {checked_fixtures[assignment][variant.name]['errors']}"
     )
 
 
+@pytest.mark.grading
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_every_graded_cell_has_a_bug_that_it_catches(graded_course, assignment):
+def test_fixturecheck_agrees_with_nbgrader(graded_course, checked_fixtures, assignment):
+    """On every submission nbgrader graded, fixturecheck gives every autograded cell the same
+    score: what test_variant_loses_exactly_its_points proves holds for nbgrader too."""
+    sample = nbgrader_sample(assignment)
+    assert len(sample) == 4, f"the sample should hold a bug and an alternative: {sample}"
+    for student in sample:
+        ours = _checked(checked_fixtures, assignment, student)
+        theirs = {g: (c.score, c.max_score) for g, c in
+                  _scores(graded_course, assignment, student).items()}
+        assert ours == theirs, f"{assignment}, {student}: fixturecheck {ours}, nbgrader {theirs}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_graded_cell_has_a_bug_that_it_catches(checked_fixtures, assignment):
     """Each autograded test cell is proven to catch at least one real mistake."""
-    auto = set(_scores(graded_course, assignment, "solution"))
+    auto = set(_checked(checked_fixtures, assignment, "solution"))
     caught = {g for v in load_variants(assignment) if v.kind == "bug" for g in v.fails}
     assert auto - caught == set(), f"test cells with no buggy fixture: {sorted(auto - caught)}"
     assert caught - auto == set(), f"fixtures name unknown test cells: {sorted(caught - auto)}"
