@@ -35,6 +35,11 @@ COMPANIONS: dict[str, list[str]] = {
 # ($RNNCOURSE_CELL_TIMEOUT overrides it, e.g. for the tests of runaway submissions).
 CELL_TIMEOUT_S = int(os.environ.get("RNNCOURSE_CELL_TIMEOUT", "120"))
 
+# Environment of the grading kernels: one BLAS thread each. The course's matrices are tiny and
+# grading runs one kernel per core; with OpenBLAS's default of a thread per core, the kernels'
+# threads fight over the cores (spinning, not computing). An instructor's own setting wins.
+GRADING_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
 # Seconds nbgrader waits for a cell's remaining output after the kernel's reply (see configure()).
 IOPUB_TIMEOUT_S = 60
 

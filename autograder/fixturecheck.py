@@ -37,12 +37,14 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy: no BLAS threads to fork
+from autograder.config import GRADING_ENV, IGNORE_STDERR_PATTERN, REPO_ROOT
+
+for _name, _value in GRADING_ENV.items():  # as in the grading kernels; before numpy loads BLAS
+    os.environ.setdefault(_name, _value)
 
 import nbformat  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
-from autograder.config import IGNORE_STDERR_PATTERN, REPO_ROOT  # noqa: E402
 from autograder.execute import skipped  # noqa: E402
 from autograder.submissions import load_variants, submissions_for  # noqa: E402
 

@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from autograder.config import GRADING_ENV
 from autograder.integrity import scan_submission
 
 REPO = Path(__file__).resolve().parent.parent
@@ -140,7 +141,7 @@ def precheck(course_root: Path, job: Job) -> str | None:
 # --- workers --------------------------------------------------------------------------------------
 
 def _worker_env(memory_limit_mb: int | None) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {**GRADING_ENV, **os.environ}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     if memory_limit_mb:

@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.config import ASSIGNMENTS
+from autograder.config import ASSIGNMENTS, GRADING_ENV
 
 CONFIG_TEMPLATE = '''"""nbgrader config of a course folder made by make_course()."""
 from autograder.config import configure
@@ -24,7 +24,7 @@ configure(c, {root!r})
 
 def nbgrader(course_root: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run ``nbgrader <args>`` in ``course_root`` with the same interpreter as this process."""
-    env = dict(os.environ)
+    env = {**GRADING_ENV, **os.environ}
     repo = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
     # nbgrader shells out to `alembic` for the gradebook schema: it must find the venv's one.

@@ -213,7 +213,8 @@ def softmax_cross_entropy_backward(probs, y, mask=None):
     """
     N, T, V = probs.shape
     keep = np.ones((N, T), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    onehot = np.eye(V)[np.where(keep, y, 0)]  # padded targets may be invalid: never index with them
+    # padded targets may be invalid: never index with them
+    onehot = np.eye(V, dtype=probs.dtype)[np.where(keep, y, 0)]
     return (probs - onehot) * keep[..., None] / N
 
 
