@@ -65,7 +65,7 @@ torch: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
 	$(BIN)/python -m autograder.companions
-	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider $(SOURCES) notebooks
+	$(BIN)/python -m pytest --nbval-lax -p no:cacheprovider -n auto --dist loadscope $(SOURCES) notebooks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -13,14 +13,16 @@ notebook nbgrader would run, cell by cell, and scores it with nbgrader's own rul
 * nbgrader's ``IgnorePattern`` (the course's pattern) and ``utils.determine_grade`` decide each
   graded cell's score.
 
-Every submission runs in a child forked from one process per assignment that has already
-imported the libraries, so no submission sees another's state and none pays for the imports.
+One process per assignment imports the libraries once and runs the solution cell by cell; every
+other submission is the solution up to its first edited cell, so just before that cell a forked
+child takes the state over and runs the rest of that submission. No submission sees another's
+state, none pays for the imports, and the cells they share run once.
 ``tests/test_grading.py`` grades a sample of the same submissions with the real nbgrader and
 checks the two agree cell for cell; ``tests/test_fixtures.py`` checks every fixture with this.
 
 Command line (for course authors writing fixtures)::
 
-    python -m autograder.fixturecheck 03_bptt [--release release] [--json out.json]
+    python -m autograder.fixturecheck 03_bptt [05_gru ...] [--release release] [--json out.json]
 
 prints, for each fixture, the test cells it fails and whether that is what the TOML promises.
 """
@@ -81,21 +83,29 @@ def graded_notebook(source_nb, submission_nb):
     return nb
 
 
-def _execute(nb, workdir: Path, shell) -> dict:
-    """Run ``nb`` in ``shell``: ``{"scores": {grade_id: [score, max_score]} of its autograded
-    cells, "errors": [the cells that raised, and what]}``."""
-    from IPython.utils.capture import capture_output
-    from nbgrader.preprocessors import IgnorePattern
-    from nbgrader.utils import determine_grade, is_grade, is_solution
+class _Runner:
+    """Runs notebook cells in ``shell`` and scores them as nbgrader's autograde would."""
 
-    os.chdir(workdir)
-    sys.path.insert(0, str(workdir))
-    ignore = IgnorePattern(enabled=True, pattern=IGNORE_STDERR_PATTERN)
-    scores, errors = {}, []
-    for index, cell in enumerate(nb.cells):
+    def __init__(self, shell):
+        from nbgrader.preprocessors import IgnorePattern
+
+        self.shell = shell
+        self.ignore = IgnorePattern(enabled=True, pattern=IGNORE_STDERR_PATTERN)
+
+    def run(self, nb, start: int, scores: dict, errors: list) -> dict:
+        """Run ``nb.cells[start:]``, adding to the scores and errors of the cells before;
+        ``{"scores": {grade_id: [score, max_score]} of the autograded cells, "errors": [...]}``."""
+        for index in range(start, len(nb.cells)):
+            self.run_cell(nb.cells[index], index, scores, errors)
+        return {"scores": scores, "errors": errors}
+
+    def run_cell(self, cell, index: int, scores: dict, errors: list) -> None:
+        from IPython.utils.capture import capture_output
+        from nbgrader.utils import determine_grade, is_grade, is_solution
+
         if cell.cell_type == "code" and not skipped(cell):
             with capture_output(stdout=True, stderr=True, display=True) as captured:
-                result = shell.run_cell(cell.source, store_history=True)
+                result = self.shell.run_cell(cell.source, store_history=True)
             cell.outputs = []
             if captured.stderr:
                 cell.outputs.append(nbformat.v4.new_output(
@@ -107,25 +117,37 @@ def _execute(nb, workdir: Path, shell) -> dict:
                 errors.append(f"cell {index} ({_meta(cell).get('grade_id', 'ungraded')}): "
                               f"{type(error).__name__}: {str(error)[:200]}")
             elif result.result is not None:  # nbgrader reads a number here as partial credit
-                data, _ = shell.display_formatter.format(result.result)
+                data, _ = self.shell.display_formatter.format(result.result)
                 cell.outputs.append(nbformat.v4.new_output(
                     "execute_result", data=data, execution_count=result.execution_count))
-            ignore.preprocess_cell(cell, {}, index)
+            self.ignore.preprocess_cell(cell, {}, index)
         if is_grade(cell) and not is_solution(cell):  # the autograded test cells
             score, max_score = determine_grade(cell)
             scores[_meta(cell)["grade_id"]] = [score, max_score]
-    return {"scores": scores, "errors": errors}
 
 
-def _fork_and_run(nb, workdir: Path, shell, timeout: float) -> dict:
-    """``_execute`` in a forked child; the child's state dies with it."""
+def _same_cell(a, b) -> bool:
+    return a.cell_type == b.cell_type and a.source == b.source and a.metadata == b.metadata
+
+
+def _first_difference(nb, reference) -> int:
+    """The index of the first cell of ``nb`` that differs from ``reference``'s."""
+    for index, (ours, theirs) in enumerate(zip(nb.cells, reference.cells, strict=False)):
+        if not _same_cell(ours, theirs):
+            return index
+    return min(len(nb.cells), len(reference.cells))
+
+
+def _in_child(work, timeout: float) -> dict:
+    """``work()`` in a forked child, whose state dies with it: its JSON-able result, or
+    ``{"error": ...}`` if it raised, died or ran out of time."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child
         os.close(read_end)
         status = 0
         try:
-            payload = _execute(nb, workdir, shell)
+            payload = work()
         except BaseException as exc:  # noqa: BLE001 - reported to the parent, whatever it is
             payload, status = {"error": f"{type(exc).__name__}: {exc}"}, 1
         with os.fdopen(write_end, "w") as out:
@@ -133,22 +155,50 @@ def _fork_and_run(nb, workdir: Path, shell, timeout: float) -> dict:
         os._exit(status)
     os.close(write_end)
     chunks, deadline = [], time.monotonic() + timeout
-    with os.fdopen(read_end) as pipe:
+    try:
         while True:
-            left = deadline - time.monotonic()
-            ready, _, _ = select.select([pipe], [], [], max(0.0, left))
+            ready, _, _ = select.select([read_end], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 os.kill(pid, signal.SIGKILL)
                 os.waitpid(pid, 0)
                 return {"error": f"timed out after {timeout:.0f} s"}
-            chunk = pipe.read()
+            chunk = os.read(read_end, 1 << 20)
             if not chunk:
                 break
             chunks.append(chunk)
+    finally:
+        os.close(read_end)
     _, status = os.waitpid(pid, 0)
     if not chunks:
-        return {"error": f"the submission's process died (wait status {status})"}
-    return json.loads("".join(chunks))
+        return {"error": f"the process died (wait status {status})"}
+    return json.loads(b"".join(chunks))
+
+
+def _run_all(solution, others: dict, workdir: Path, shell, timeout: float) -> dict:
+    """Every submission's result, sharing the work the solution does.
+
+    The solution runs cell by cell. Every other submission is the solution up to its first
+    differing cell ``k`` (a fixture edits one cell, the blank release every solution cell): just
+    before the solution runs cell ``k``, a forked child takes over the state so far (and the
+    scores of the cells before ``k``) and runs that submission's cells from ``k`` on. What runs,
+    and in which state, is what a fresh kernel would run; the shared prefix runs once.
+    """
+    os.chdir(workdir)
+    sys.path.insert(0, str(workdir))
+    runner = _Runner(shell)
+    starts: dict[int, list] = {}
+    for student, nb in others.items():
+        starts.setdefault(_first_difference(nb, solution), []).append((student, nb))
+    results, scores, errors = {}, {}, []
+    for index in range(len(solution.cells) + 1):
+        for student, nb in starts.get(index, []):
+            results[student] = _in_child(
+                lambda nb=nb, index=index: runner.run(nb, index, dict(scores), list(errors)),
+                timeout)
+        if index < len(solution.cells):
+            runner.run_cell(solution.cells[index], index, scores, errors)
+    results["solution"] = {"scores": scores, "errors": errors}
+    return results
 
 
 class _Shell(InteractiveShell):
@@ -192,28 +242,22 @@ def check(assignment: str, source_root: Path, release_root: Path,
     subs = submissions_for(assignment, Path(source_root), Path(release_root))
     workdir = Path(release_root).resolve() / assignment
     shell = _prepared_shell()
-    here = os.getcwd()
-    try:
-        return {student: _fork_and_run(graded_notebook(source_nb, nb), workdir, shell, timeout)
-                for student, nb in subs.items() if students is None or student in students}
-    finally:
-        os.chdir(here)
+    graded = {student: graded_notebook(source_nb, nb) for student, nb in subs.items()
+              if student == "solution" or students is None or student in students}
+    solution = graded.pop("solution")
+    # One child runs them all (and forks one grandchild per submission), so this process stays
+    # as it was: check() can run again, for another assignment.
+    results = _in_child(lambda: _run_all(solution, graded, workdir, shell, timeout),
+                        timeout * (len(graded) + 1))
+    if "error" in results:
+        raise RuntimeError(f"fixturecheck of {assignment}: {results['error']}")
+    return {student: results[student] for student in subs
+            if students is None or student in students}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("assignment")
-    parser.add_argument("--source", type=Path, default=REPO_ROOT / "source")
-    parser.add_argument("--release", type=Path, default=REPO_ROOT / "release")
-    parser.add_argument("--students", nargs="*", help="only these submissions")
-    parser.add_argument("--json", type=Path, help="write the results here as JSON")
-    args = parser.parse_args(argv)
-    started = time.perf_counter()
-    results = check(args.assignment, args.source, args.release, args.students)
-    if args.json:
-        args.json.write_text(json.dumps(results))
-        return 0
-    expected = {v.name: set(v.fails) for v in load_variants(args.assignment)}
+def _report(assignment: str, results: dict) -> int:
+    """Print what each submission fails against what the fixtures promise; the count of misses."""
+    expected = {v.name: set(v.fails) for v in load_variants(assignment)}
     solution = results.get("solution", {}).get("scores", {})
     expected["solution"] = set()
     expected["blank"] = {g for g, (_, top) in solution.items() if top}
@@ -228,8 +272,30 @@ def main(argv: list[str] | None = None) -> int:
         wrong += not ok
         print(f"{'ok   ' if ok else 'WRONG'} {student}: fails {sorted(failed) or 'nothing'}"
               + ("" if ok else f", the fixture says {sorted(expected[student])}"))
-    print(f"{len(results)} submissions of {args.assignment} in "
-          f"{time.perf_counter() - started:.1f} s; {wrong} not as promised")
+    return wrong
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("assignments", nargs="+", metavar="assignment")
+    parser.add_argument("--source", type=Path, default=REPO_ROOT / "source")
+    parser.add_argument("--release", type=Path, default=REPO_ROOT / "release")
+    parser.add_argument("--students", nargs="*", help="only these submissions")
+    parser.add_argument("--json", type=Path,
+                        help="write {assignment: results} here as JSON instead of a report")
+    args = parser.parse_args(argv)
+    everything, wrong = {}, 0
+    for assignment in args.assignments:
+        started = time.perf_counter()
+        results = check(assignment, args.source, args.release, args.students)
+        everything[assignment] = results
+        if not args.json:
+            misses = _report(assignment, results)
+            wrong += misses
+            print(f"{len(results)} submissions of {assignment} in "
+                  f"{time.perf_counter() - started:.1f} s; {misses} not as promised")
+    if args.json:
+        args.json.write_text(json.dumps(everything))
     return 1 if wrong else 0
 
 
