@@ -13,12 +13,12 @@ notebook nbgrader would run, cell by cell, and scores it with nbgrader's own rul
 * nbgrader's ``IgnorePattern`` (the course's pattern) and ``utils.determine_grade`` decide each
   graded cell's score.
 
-One process per assignment imports the libraries once and runs the solution cell by cell; every
+A process imports the libraries once; for each assignment it runs the solution cell by cell; every
 other submission is the solution up to its first edited cell, so just before that cell a forked
 child takes the state over and runs the rest of that submission. No submission sees another's
 state, none pays for the imports, and the cells they share run once.
-``tests/test_grading.py`` grades a sample of the same submissions with the real nbgrader and
-checks the two agree cell for cell; ``tests/test_fixtures.py`` checks every fixture with this.
+``tests/test_grading.py`` checks every fixture with this, grades a sample of the same submissions
+with the real nbgrader, and requires the two to agree cell for cell.
 
 Command line (for course authors writing fixtures)::
 
