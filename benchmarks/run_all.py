@@ -91,8 +91,9 @@ def summary(figures: dict) -> str:
     if "runs" in grading:
         n = len(grading["assignments"])
         for label, r in grading["runs"].items():
-            rows.append((f"autograde, {label} ({r['workers']} workers), per student, {n} "
-                         "assignments", f"{r['per_student_s']:.1f} s", "< 60 s",
+            workers = f"{r['workers']} worker" + ("s" if r["workers"] != 1 else "")
+            rows.append((f"autograde, {label} ({workers}), per student, {n} assignments",
+                         f"{r['per_student_s']:.1f} s", "< 60 s",
                          "met" if r["per_student_s"] < 60 else "missed"))
         rows.append(("autograde speedup, parallel / sequential", f"{grading['speedup']:.2f}x",
                      "–", ""))
