@@ -48,7 +48,12 @@ import nbformat  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
 from autograder.execute import skipped  # noqa: E402
-from autograder.submissions import load_variants, submissions_for  # noqa: E402
+from autograder.submissions import (  # noqa: E402
+    grade_id,
+    is_solution,
+    load_variants,
+    submissions_for,
+)
 
 # What the notebooks import, imported once before forking (each child would pay ~1 s otherwise).
 PRELOAD = ("numpy", "matplotlib", "matplotlib.pyplot", "matplotlib_inline.backend_inline",
@@ -58,10 +63,6 @@ PRELOAD = ("numpy", "matplotlib", "matplotlib.pyplot", "matplotlib_inline.backen
 SUBMISSION_TIMEOUT_S = 300
 
 
-def _meta(cell) -> dict:
-    return cell.get("metadata", {}).get("nbgrader", {})
-
-
 def graded_notebook(source_nb, submission_nb):
     """The notebook nbgrader executes: the submission with the instructor's locked cells back.
 
@@ -69,11 +70,11 @@ def graded_notebook(source_nb, submission_nb):
     cells, read-only cells) gets the source notebook's type and text, hidden tests included;
     solution cells keep what the student wrote; cells the student added stay.
     """
-    instructor = {_meta(c)["grade_id"]: c for c in source_nb.cells if _meta(c).get("grade_id")}
+    instructor = {grade_id(c): c for c in source_nb.cells if grade_id(c)}
     nb = copy.deepcopy(submission_nb)
     for cell in nb.cells:
-        theirs = instructor.get(_meta(cell).get("grade_id"))
-        if theirs is None or _meta(theirs).get("solution"):
+        theirs = instructor.get(grade_id(cell))
+        if theirs is None or is_solution(theirs):
             continue
         cell.cell_type = theirs.cell_type
         cell.source = theirs.source
@@ -101,7 +102,7 @@ class _Runner:
 
     def run_cell(self, cell, index: int, scores: dict, errors: list) -> None:
         from IPython.utils.capture import capture_output
-        from nbgrader.utils import determine_grade, is_grade, is_solution
+        from nbgrader.utils import determine_grade, is_grade
 
         if cell.cell_type == "code" and not skipped(cell):
             with capture_output(stdout=True, stderr=True, display=True) as captured:
@@ -114,7 +115,7 @@ class _Runner:
             if error is not None:
                 cell.outputs.append(nbformat.v4.new_output(
                     "error", ename=type(error).__name__, evalue=str(error), traceback=[]))
-                errors.append(f"cell {index} ({_meta(cell).get('grade_id', 'ungraded')}): "
+                errors.append(f"cell {index} ({grade_id(cell) or 'ungraded'}): "
                               f"{type(error).__name__}: {str(error)[:200]}")
             elif result.result is not None:  # nbgrader reads a number here as partial credit
                 data, _ = self.shell.display_formatter.format(result.result)
@@ -123,7 +124,7 @@ class _Runner:
             self.ignore.preprocess_cell(cell, {}, index)
         if is_grade(cell) and not is_solution(cell):  # the autograded test cells
             score, max_score = determine_grade(cell)
-            scores[_meta(cell)["grade_id"]] = [score, max_score]
+            scores[grade_id(cell)] = [score, max_score]
 
 
 def _same_cell(a, b) -> bool:

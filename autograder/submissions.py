@@ -76,11 +76,11 @@ def load_variants(assignment: str) -> list[Variant]:
     return variants
 
 
-def _grade_id(cell) -> str | None:
+def grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
-def _is_solution(cell) -> bool:
+def is_solution(cell) -> bool:
     """A cell the student writes: code to fill in, or a written answer graded by hand."""
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
 
@@ -95,20 +95,20 @@ def strip_markers(code: str) -> str:
 def solution_submission(source_nb, release_nb):
     """The release notebook with every solution cell answered by the instructor's code."""
     answers = {
-        _grade_id(cell): strip_markers(cell.source)
+        grade_id(cell): strip_markers(cell.source)
         for cell in source_nb.cells
-        if _is_solution(cell)
+        if is_solution(cell)
     }
     nb = copy.deepcopy(release_nb)
     for cell in nb.cells:
-        if _is_solution(cell):
-            cell.source = answers[_grade_id(cell)]
+        if is_solution(cell):
+            cell.source = answers[grade_id(cell)]
     return nb
 
 
 def variant_submission(source_nb, release_nb, variant: Variant):
     nb = solution_submission(source_nb, release_nb)
-    cells = [c for c in nb.cells if _grade_id(c) == variant.cell and _is_solution(c)]
+    cells = [c for c in nb.cells if grade_id(c) == variant.cell and is_solution(c)]
     if len(cells) != 1:
         raise ValueError(f"variant {variant.name!r}: no solution cell {variant.cell!r}")
     cells[0].source = variant.apply(cells[0].source)

@@ -39,8 +39,9 @@ import sys
 import time
 from pathlib import Path
 
+from machine_facts import blas_name, set_threads
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def parse_args(argv=None):
@@ -64,8 +65,7 @@ def parse_args(argv=None):
 
 ARGS = parse_args()
 if ARGS.threads:  # BLAS reads these once, when NumPy is imported
-    for _name in THREAD_VARIABLES:
-        os.environ[_name] = str(ARGS.threads)
+    set_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
 
@@ -235,23 +235,6 @@ def take_turns(models, seconds, slice_s):
                 updates[id(model)] += 1
             spent[id(model)] += time.perf_counter() - start
     return {id(m): (spent[id(m)], chars[id(m)], updates[id(m)]) for m in models}
-
-
-def blas_name() -> str:
-    try:
-        from threadpoolctl import threadpool_info  # not a dependency: used if it is there
-
-        info = [f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)"
-                for p in threadpool_info() if p.get("user_api") == "blas"]
-        if info:
-            return ", ".join(info)
-    except ImportError:
-        pass
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # older NumPy: no mode="dicts"
-        return "unknown"
 
 
 def main() -> None:

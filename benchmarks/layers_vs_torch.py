@@ -24,8 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+from machine_facts import THREAD_VARIABLES, blas_name, set_threads
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def parse_args():
@@ -43,8 +44,7 @@ def parse_args():
 
 ARGS = parse_args()
 if ARGS.threads is not None:  # BLAS reads these once, when NumPy is imported
-    for name in THREAD_VARIABLES:
-        os.environ[name] = str(ARGS.threads)
+    set_threads(ARGS.threads)
 
 import numpy as np  # noqa: E402
 
@@ -63,23 +63,6 @@ def blas_threads() -> int:
         if os.environ.get(name, "").isdigit():
             return int(os.environ[name])
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores()
-
-
-def blas_name() -> str:
-    try:
-        from threadpoolctl import threadpool_info  # not a dependency: used if it is there
-
-        info = [f"{p['internal_api']} {p['version']} ({p['num_threads']} threads)"
-                for p in threadpool_info() if p.get("user_api") == "blas"]
-        if info:
-            return ", ".join(info)
-    except ImportError:
-        pass
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # older NumPy: no mode="dicts"
-        return "unknown"
 
 
 def median_ms(times: list[float]) -> float:

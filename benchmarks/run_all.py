@@ -26,6 +26,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from machine_facts import blas_build
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUT = REPO_ROOT / "build" / "bench"
 
@@ -50,11 +52,7 @@ def run(script: str, *args: str, reuse: bool = False) -> tuple[str, dict | None]
 def machine() -> str:
     import numpy as np
 
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        blas = f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
-    except Exception:  # noqa: BLE001 - older NumPy
-        blas = "unknown"
+    blas = blas_build()
     try:
         import torch
 
