@@ -61,14 +61,29 @@ PRELOAD = ("numpy", "matplotlib", "matplotlib.pyplot", "matplotlib_inline.backen
            "rnncourse.gradflow", "rnncourse.live", "rnncourse.optim", "autograder.integrity",
            "autograder.reference")
 SUBMISSION_TIMEOUT_S = 300
+HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
-def graded_notebook(source_nb, submission_nb):
+def without_hidden_tests(code: str) -> str:
+    """A test cell's code as the student sees it: the hidden-test region removed."""
+    out, hidden = [], False
+    for line in code.splitlines():
+        if line.strip() == HIDDEN[0]:
+            hidden = True
+        elif line.strip() == HIDDEN[1]:
+            hidden = False
+        elif not hidden:
+            out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def graded_notebook(source_nb, submission_nb, *, hidden: bool = True):
     """The notebook nbgrader executes: the submission with the instructor's locked cells back.
 
     Every cell that carries a grade_id of the source notebook and is not a solution cell (test
-    cells, read-only cells) gets the source notebook's type and text, hidden tests included;
-    solution cells keep what the student wrote; cells the student added stay.
+    cells, read-only cells) gets the source notebook's type and text, hidden tests included
+    (without them if ``hidden`` is false: what the visible tests alone catch); solution cells
+    keep what the student wrote; cells the student added stay.
     """
     instructor = {grade_id(c): c for c in source_nb.cells if grade_id(c)}
     nb = copy.deepcopy(submission_nb)
@@ -77,7 +92,7 @@ def graded_notebook(source_nb, submission_nb):
         if theirs is None or is_solution(theirs):
             continue
         cell.cell_type = theirs.cell_type
-        cell.source = theirs.source
+        cell.source = theirs.source if hidden else without_hidden_tests(theirs.source)
         if cell.cell_type == "code":
             cell.setdefault("outputs", [])
             cell.setdefault("execution_count", None)
@@ -193,9 +208,11 @@ def _run_all(solution, others: dict, workdir: Path, shell, timeout: float) -> di
     results, scores, errors = {}, {}, []
     for index in range(len(solution.cells) + 1):
         for student, nb in starts.get(index, []):
+            started = time.monotonic()
             results[student] = _in_child(
                 lambda nb=nb, index=index: runner.run(nb, index, dict(scores), list(errors)),
                 timeout)
+            results[student]["seconds"] = round(time.monotonic() - started, 3)
         if index < len(solution.cells):
             runner.run_cell(solution.cells[index], index, scores, errors)
     results["solution"] = {"scores": scores, "errors": errors}
@@ -235,15 +252,18 @@ def _prepared_shell():
 
 
 def check(assignment: str, source_root: Path, release_root: Path,
-          students: list[str] | None = None, timeout: float = SUBMISSION_TIMEOUT_S) -> dict:
-    """``{student: {"scores": {grade_id: [score, max]}} or {"error": text}}`` for the
-    solution, the blank release and every fixture of ``assignment`` (or only ``students``)."""
+          students: list[str] | None = None, timeout: float = SUBMISSION_TIMEOUT_S,
+          *, hidden: bool = True) -> dict:
+    """``{student: {"scores": {grade_id: [score, max]}, "seconds": s} or {"error": text}}`` for
+    the solution, the blank release and every fixture of ``assignment`` (or only ``students``);
+    with ``hidden=False``, graded by the visible tests alone."""
     source_nb = nbformat.read(Path(source_root) / assignment / f"{assignment}.ipynb",
                               as_version=4)
     subs = submissions_for(assignment, Path(source_root), Path(release_root))
     workdir = Path(release_root).resolve() / assignment
     shell = _prepared_shell()
-    graded = {student: graded_notebook(source_nb, nb) for student, nb in subs.items()
+    graded = {student: graded_notebook(source_nb, nb, hidden=hidden)
+              for student, nb in subs.items()
               if student == "solution" or students is None or student in students}
     solution = graded.pop("solution")
     # One child runs them all (and forks one grandchild per submission), so this process stays
@@ -254,6 +274,51 @@ def check(assignment: str, source_root: Path, release_root: Path,
         raise RuntimeError(f"fixturecheck of {assignment}: {results['error']}")
     return {student: results[student] for student in subs
             if students is None or student in students}
+
+
+def visible_recall(assignment: str, source_root: Path = REPO_ROOT / "source",
+                   release_root: Path = REPO_ROOT / "release") -> tuple[list[str], list[str]]:
+    """``(flagged, missed)``: the buggy fixtures of ``assignment``'s graded functions whose own
+    test cells the visible tests alone fail, and those only the hidden tests catch. A student who
+    passes every visible test loses points only for the missed ones. Wrong answers to quiz
+    questions (cells that define no function) are left out: a visible check of an answer would
+    give it away (try each option until the check passes)."""
+    bugs = [v for v in load_variants(assignment, generated=False)
+            if v.kind == "bug" and v.cell not in quiz_cells(assignment)]
+    results = check(assignment, source_root, release_root, [v.name for v in bugs], hidden=False)
+    flagged, missed = [], []
+    for v in bugs:
+        scores = results[v.name].get("scores", {})
+        failed = {g for g, (score, top) in scores.items() if score < top}
+        (flagged if "error" in results[v.name] or failed & set(v.fails) else missed).append(
+            v.name)
+    return flagged, missed
+
+
+def quiz_cells(assignment: str) -> set[str]:
+    """Solution cells that answer a question (constants) rather than define a function."""
+    from autograder.submissions import _functions
+
+    source_nb = nbformat.read(REPO_ROOT / "source" / assignment / f"{assignment}.ipynb",
+                              as_version=4)
+    return {grade_id(c) for c in source_nb.cells
+            if c.cell_type == "code" and is_solution(c)
+            and not c.metadata.get("nbgrader", {}).get("grade") and not _functions(c.source)}
+
+
+def recall_table(assignments: list[str]) -> str:
+    """The README's table: per assignment, the share of buggy fixtures the visible tests flag."""
+    lines = ["| assignment | buggy fixtures | flagged by the visible tests | share |",
+             "|---|---:|---:|---:|"]
+    for assignment in assignments:
+        flagged, missed = visible_recall(assignment)
+        total = len(flagged) + len(missed)
+        lines.append(f"| {assignment} | {total} | {len(flagged)} | "
+                     f"{100 * len(flagged) / max(total, 1):.0f} % |")
+        if missed:
+            print(f"{assignment}: only the hidden tests catch {', '.join(missed)}",
+                  file=sys.stderr)
+    return "\n".join(lines)
 
 
 def _report(assignment: str, results: dict) -> int:
@@ -271,7 +336,8 @@ def _report(assignment: str, results: dict) -> int:
         failed = {g for g, (score, top) in result["scores"].items() if score < top}
         ok = failed == expected.get(student, failed)
         wrong += not ok
-        print(f"{'ok   ' if ok else 'WRONG'} {student}: fails {sorted(failed) or 'nothing'}"
+        took = f" ({result['seconds']:.1f} s)" if "seconds" in result else ""
+        print(f"{'ok   ' if ok else 'WRONG'} {student}{took}: fails {sorted(failed) or 'nothing'}"
               + ("" if ok else f", the fixture says {sorted(expected[student])}"))
     return wrong
 
@@ -284,7 +350,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", nargs="*", help="only these submissions")
     parser.add_argument("--json", type=Path,
                         help="write {assignment: results} here as JSON instead of a report")
+    parser.add_argument("--visible", action="store_true",
+                        help="print the share of buggy fixtures the visible tests alone catch")
     args = parser.parse_args(argv)
+    if args.visible:
+        print(recall_table(args.assignments))
+        return 0
     everything, wrong = {}, 0
     for assignment in args.assignments:
         started = time.perf_counter()

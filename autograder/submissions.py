@@ -14,7 +14,9 @@ longer occurs exactly once is an error, not a silently unchanged "bug".
 
 from __future__ import annotations
 
+import ast
 import copy
+import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +51,9 @@ class Variant:
         return code.replace(self.find, self.replace)
 
 
-def load_variants(assignment: str) -> list[Variant]:
+def load_variants(assignment: str, *, generated: bool = True) -> list[Variant]:
+    """The fixtures of ``autograder/fixtures/<assignment>.toml`` and, unless ``generated`` is
+    false, the generated alternatives of every graded function (:func:`generated_variants`)."""
     path = FIXTURES / f"{assignment}.toml"
     if not path.exists():
         return []
@@ -70,9 +74,56 @@ def load_variants(assignment: str) -> list[Variant]:
         if kind == "alternative" and fails:
             raise ValueError(f"{path.name}:{known['name']}: an alternative must fail nothing")
         variants.append(Variant(kind=kind, fails=fails, extra=raw, **known))
+    if generated:
+        variants += generated_variants(assignment, data.get("generated_skip", []))
     names = [v.name for v in variants]
     if len(set(names)) != len(names):
         raise ValueError(f"{path.name}: duplicate variant names")
+    return variants
+
+
+def _functions(code: str) -> list[str]:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return []
+    return [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+
+
+def generated_variants(assignment: str, skips: list[dict] = ()) -> list[Variant]:
+    """One alternative per graded function cell and per kind of ``autograder.alternatives``.
+
+    Each is the solution cell with its functions wrapped (``f = scribble(f, ...)``), so it is
+    correct by construction and must get full marks. ``skips``: the ``[[generated_skip]]`` tables
+    of the fixture file (``function``, ``kinds``, ``why``) for functions whose contract rules a
+    kind out (an update in place cannot be done on float32 copies).
+    """
+    from autograder.alternatives import KINDS
+    from autograder.config import REPO_ROOT
+
+    path = REPO_ROOT / "source" / assignment / f"{assignment}.ipynb"
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    cells = []
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if cell["cell_type"] == "code" and meta.get("solution") and not meta.get("grade"):
+            code = strip_markers("".join(cell["source"]) if isinstance(cell["source"], list)
+                                 else cell["source"])
+            cells.append((meta["grade_id"], code, _functions(code)))
+    student_functions = sorted({f for _, _, names in cells for f in names})
+    skipped = {(s["function"], kind): s["why"] for s in skips for kind in s["kinds"]}
+    variants = []
+    for cell_id, code, names in cells:
+        for kind in KINDS:
+            wrapped = [f for f in names if (f, kind) not in skipped]
+            if not wrapped:
+                continue
+            lines = [f"from autograder.alternatives import {kind} as _alternative  # generated"]
+            lines += [f"{f} = _alternative({f}, {student_functions!r})" for f in wrapped]
+            variants.append(Variant(
+                name=f"{cell_id}~{kind}", kind="alternative", cell=cell_id,
+                why=f"generated: {kind} (autograder/alternatives.py) of {', '.join(wrapped)}",
+                source=code + "\n".join(lines) + "\n", extra={"generated": kind}))
     return variants
 
 
