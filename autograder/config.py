@@ -90,6 +90,15 @@ def configure(c: Config, root: str | Path) -> Config:
     c.Autograde.autograde_preprocessors = [
         ExecuteGradedCells, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
         SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+    # `nbgrader validate` (and JupyterLab's Validate button) skips the same demonstration cells,
+    # so a definition a student puts in one fails validation exactly as it will fail autograde.
+    # Validator.preprocessors is not configurable; the Execute it makes (its child, so the
+    # nested section applies to it alone) skips cells with the tag through nbclient's own
+    # skip_cells_with_tag. Unlike ExecuteGradedCells it would skip a test cell a student tagged,
+    # which only makes that student's own validation optimistic: autograde still runs it.
+    from autograder.execute import SKIP_TAG
+
+    c.Validator.Execute.skip_cells_with_tag = SKIP_TAG
     # Feedback HTML without the hidden tests' source or tracebacks that quote them (nbgrader #917,
     # #1363); see autograder/feedback.py.
     from autograder.feedback import feedback_preprocessors

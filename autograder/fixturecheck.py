@@ -297,13 +297,9 @@ def visible_recall(assignment: str, source_root: Path = REPO_ROOT / "source",
 
 def quiz_cells(assignment: str) -> set[str]:
     """Solution cells that answer a question (constants) rather than define a function."""
-    from autograder.submissions import _functions
+    from autograder.submissions import answer_cells
 
-    source_nb = nbformat.read(REPO_ROOT / "source" / assignment / f"{assignment}.ipynb",
-                              as_version=4)
-    return {grade_id(c) for c in source_nb.cells
-            if c.cell_type == "code" and is_solution(c)
-            and not c.metadata.get("nbgrader", {}).get("grade") and not _functions(c.source)}
+    return {cell for cell, _, functions in answer_cells(assignment) if not functions}
 
 
 def recall_table(assignments: list[str]) -> str:

@@ -90,15 +90,9 @@ def _functions(code: str) -> list[str]:
     return [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
 
 
-def generated_variants(assignment: str, skips: list[dict] = ()) -> list[Variant]:
-    """One alternative per graded function cell and per kind of ``autograder.alternatives``.
-
-    Each is the solution cell with its functions wrapped (``f = scribble(f, ...)``), so it is
-    correct by construction and must get full marks. ``skips``: the ``[[generated_skip]]`` tables
-    of the fixture file (``function``, ``kinds``, ``why``) for functions whose contract rules a
-    kind out (an update in place cannot be done on float32 copies).
-    """
-    from autograder.alternatives import KINDS
+def answer_cells(assignment: str) -> list[tuple[str, str, list[str]]]:
+    """``(grade_id, solution code, names of the functions it defines)`` of every autograded
+    answer cell of the source notebook, in order; quiz answers define no function."""
     from autograder.config import REPO_ROOT
 
     path = REPO_ROOT / "source" / assignment / f"{assignment}.ipynb"
@@ -110,6 +104,20 @@ def generated_variants(assignment: str, skips: list[dict] = ()) -> list[Variant]
             code = strip_markers("".join(cell["source"]) if isinstance(cell["source"], list)
                                  else cell["source"])
             cells.append((meta["grade_id"], code, _functions(code)))
+    return cells
+
+
+def generated_variants(assignment: str, skips: list[dict] = ()) -> list[Variant]:
+    """One alternative per graded function cell and per kind of ``autograder.alternatives``.
+
+    Each is the solution cell with its functions wrapped (``f = scribble(f, ...)``), so it is
+    correct by construction and must get full marks. ``skips``: the ``[[generated_skip]]`` tables
+    of the fixture file (``function``, ``kinds``, ``why``) for functions whose contract rules a
+    kind out (an update in place cannot be done on float32 copies).
+    """
+    from autograder.alternatives import KINDS
+
+    cells = answer_cells(assignment)
     student_functions = sorted({f for _, _, names in cells for f in names})
     skipped = {(s["function"], kind): s["why"] for s in skips for kind in s["kinds"]}
     variants = []

@@ -106,6 +106,10 @@ class TestFailure(AssertionError):
         return lines
 
 
+# Shown to students (Jupyter's error name, nbgrader's feedback) as the AssertionError it is.
+TestFailure.__name__ = "AssertionError"
+
+
 def _fail(message: str) -> None:
     __tracebackhide__ = True
     raise TestFailure(message)

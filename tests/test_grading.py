@@ -105,12 +105,32 @@ def test_every_assignment_has_alternatives(assignment):
     assert kinds.count("bug") >= 4 and kinds.count("alternative") >= 2
 
 
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_graded_function_has_a_plain_loops_alternative(assignment):
+    """A slow but correct version (plain Python loops over batch and time) of every graded
+    function with such axes must get full marks within the grading limits; the others say why
+    there is nothing to loop over."""
+    import tomllib
+
+    from autograder.submissions import FIXTURES, answer_cells
+
+    data = tomllib.loads((FIXTURES / f"{assignment}.toml").read_text(encoding="utf-8"))
+    not_applicable = data.get("loops_not_applicable", {})
+    functions = {cell for cell, _, names in answer_cells(assignment) if names}
+    loops = {v.cell for v in load_variants(assignment, generated=False)
+             if v.kind == "alternative" and v.extra.get("loops")}
+    assert functions - loops - set(not_applicable) == set(), "graded functions without a loops "\
+        "alternative or a reason in [loops_not_applicable]"
+    assert set(not_applicable) <= functions and not set(not_applicable) & loops
+    assert all(isinstance(why, str) and len(why) > 10 for why in not_applicable.values())
+
+
 def test_demonstration_cells_are_skipped_under_autograde(graded_course, generated_courses):
     """Cells tagged skip-when-grading (autograder/execute.py) stay unexecuted in the autograded
     notebook; everything else ran. The full marks of the solution show nothing graded needs them."""
     import json
 
-    from autograder.execute import skipped
+    from autograder.execute import SKIP_NOTE, skipped
 
     n_skipped = 0
     for assignment, root in generated_courses.items():
@@ -120,7 +140,9 @@ def test_demonstration_cells_are_skipped_under_autograde(graded_course, generate
                 continue
             if skipped(cell):
                 n_skipped += 1
-                assert cell["execution_count"] is None and not cell["outputs"], assignment
+                assert cell["execution_count"] is None, assignment
+                texts = ["".join(o.get("text", "")) for o in cell["outputs"]]
+                assert texts == [SKIP_NOTE], assignment
             else:
                 assert cell["execution_count"] is not None, (assignment, cell["source"][:60])
     assert n_skipped > 0
