@@ -123,6 +123,9 @@ class _Runner:
             with capture_output(stdout=True, stderr=True, display=True) as captured:
                 result = self.shell.run_cell(cell.source, store_history=True)
             cell.outputs = []
+            if captured.stdout:
+                cell.outputs.append(nbformat.v4.new_output(
+                    "stream", name="stdout", text=captured.stdout))
             if captured.stderr:
                 cell.outputs.append(nbformat.v4.new_output(
                     "stream", name="stderr", text=captured.stderr))
@@ -215,7 +218,11 @@ def _run_all(solution, others: dict, workdir: Path, shell, timeout: float) -> di
             results[student]["seconds"] = round(time.monotonic() - started, 3)
         if index < len(solution.cells):
             runner.run_cell(solution.cells[index], index, scores, errors)
-    results["solution"] = {"scores": scores, "errors": errors}
+    printed = [[index, "".join(o.get("text", "") for o in cell.get("outputs", [])
+                               if o.get("name") == "stdout")]
+               for index, cell in enumerate(solution.cells) if cell.cell_type == "code"]
+    results["solution"] = {"scores": scores, "errors": errors,
+                           "printed": [[i, text] for i, text in printed if text]}
     return results
 
 

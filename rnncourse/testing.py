@@ -133,7 +133,9 @@ def check_shape(value, shape: Sequence[int], name: str = "value") -> None:
     """
     arr = _as_array(value, name)
     if tuple(arr.shape) != tuple(shape):
-        _fail(f"{name} has shape {tuple(arr.shape)}, expected {tuple(shape)}.")
+        hint = (" It has the shape of the transpose: is it transposed?"
+                if arr.ndim == 2 and tuple(arr.shape) == tuple(shape)[::-1] else "")
+        _fail(f"{name} has shape {tuple(arr.shape)}, expected {tuple(shape)}.{hint}")
 
 
 def _plain(value):
@@ -173,7 +175,7 @@ def _ranges(indices: Sequence[int]) -> str:
 
 
 def _describe_axes(bad: np.ndarray, time_axis: int | None, blocks: Sequence[str] | None,
-                   block_axis: int) -> str:
+                   block_axis: int, recurrent: bool = True) -> str:
     """Which time steps and which blocks of a fused array hold the differences."""
     parts = []
     if time_axis is not None and bad.ndim > time_axis:
@@ -187,7 +189,9 @@ def _describe_axes(bad: np.ndarray, time_axis: int | None, blocks: Sequence[str]
             verb = "is" if len(right) == 1 else "are"
             parts.append(f"time steps t = {_ranges(wrong)} differ, t = {_ranges(right)} {verb} "
                          "right")
-            if list(right) == [T - 1]:
+            if not recurrent:
+                pass
+            elif list(right) == [T - 1]:
                 parts.append("only the last step is right: is the gradient carried back from "
                              "step t + 1 (dh_prev of the step after) missing?")
             elif list(right) == [0] and T > 1:
@@ -220,12 +224,16 @@ def check_close(
     blocks: Sequence[str] | None = None,
     block_axis: int = 0,
     likely: Mapping[str, object] | None = None,
+    recurrent: bool = True,
 ) -> None:
     """Fail unless ``actual`` matches ``expected`` elementwise within the tolerance policy.
 
     actual, expected: arrays (or numbers) of the same shape; ``expected`` is computed in float64.
     rtol, atol: override the policy's (:func:`tolerance`) for this check only.
     time_axis: the axis of time steps, to say which steps are right and which are not.
+    recurrent: with ``time_axis``, whether the steps are linked through time (a recurrence), so
+        "only the last step is right" points at a missing carried gradient; False for per-step
+        arrays that are independent across time (a masked loss).
     blocks: the names of the equal blocks a fused array is made of along ``block_axis`` (for
         example ``("r", "z", "n")`` for the GRU's stacked weights), to say which block differs.
     likely: ``{description: value}`` of likely mistakes: if ``actual`` matches one of them, the
@@ -261,7 +269,7 @@ def check_close(
                f"expected {_number(want, digits)} ({rel}the tolerance is rtol={rtol:g}, "
                f"atol={atol:g}). {int(bad.sum())} of {bad.size} elements differ; largest "
                f"difference {np.nanmax(diff):.3g}.")
-    located = _describe_axes(bad, time_axis, blocks, block_axis)
+    located = _describe_axes(bad, time_axis, blocks, block_axis, recurrent)
     if located:
         message += f" {located[0].upper()}{located[1:]}"
         message += "" if located.endswith("?") else "."
@@ -372,7 +380,9 @@ def check_grads(grads, expected: Mapping[str, object], name: str, **kwargs) -> N
         got = sorted(grads) if isinstance(grads, dict) else type(grads).__name__
         _fail(f"{name} must be a dict with the keys {sorted(expected)}; got {got}.")
     for key in expected:
-        check_grad(grads[key], expected[key], f'{name}["{key}"]', **kwargs)
+        head, sep, rest = name.partition(" ")
+        label = f'{head}["{key}"]' + (f" {rest}" if sep else "")
+        check_grad(grads[key], expected[key], label, **kwargs)
 
 
 # --- calling a student's function --------------------------------------------------------------
@@ -407,13 +417,18 @@ def _same(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
 
 
+# (function, changed arguments) already noted in this kernel: one note each, not one per call.
+_NOTED: set[tuple[str, tuple[str, ...]]] = set()
+
+
 def call(function: Callable, *args, **kwargs):
     """``function(*args, **kwargs)`` with deep copies of the array arguments (see :func:`pristine`).
 
     The caller's arrays stay as they were, so expected values computed from them afterwards are
     right whatever the function did. If the function changed one of the copies in place, a note
     says which argument (printed, so it never costs a point: the course's convention is not to
-    modify arguments, but no grade depends on it). Returns what ``function`` returned.
+    modify arguments, but no grade depends on it), once per function and set of arguments.
+    Returns what ``function`` returned.
     """
     __tracebackhide__ = True
     given_args, given_kwargs = pristine(args), pristine(kwargs)
@@ -426,7 +441,8 @@ def call(function: Callable, *args, **kwargs):
     changed += [k + path for k, a in kwargs.items()
                 for (path, x), (_, y) in zip(_arrays(a, ""), _arrays(given_kwargs[k], ""),
                                              strict=False) if not _same(x, y)]
-    if changed:
+    if changed and (label, tuple(changed)) not in _NOTED:
+        _NOTED.add((label, tuple(changed)))
         print(f"Note: {label} changed its argument{'s' if len(changed) > 1 else ''} "
               f"{', '.join(f'`{c}`' for c in changed[:4])}{' ...' if len(changed) > 4 else ''} "
               "in place. It costs no points (the tests give it copies), but a caller that uses "

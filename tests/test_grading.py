@@ -8,9 +8,10 @@ nbgrader's own scoring, a forked process instead of a fresh kernel each), and
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from autograder.config import ASSIGNMENTS
+from autograder.config import ASSIGNMENTS, REPO_ROOT
 from autograder.submissions import load_variants, nbgrader_sample
 
 VARIANTS = [(a, v) for a in ASSIGNMENTS for v in load_variants(a)]
@@ -146,3 +147,51 @@ def test_demonstration_cells_are_skipped_under_autograde(graded_course, generate
             else:
                 assert cell["execution_count"] is not None, (assignment, cell["source"][:60])
     assert n_skipped > 0
+
+
+def _numbers(text: str) -> list[float]:
+    import re
+
+    return [float(m.replace(",", "")) for m in
+            re.findall(r"(?<![\w.])-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?", text)]
+
+
+def _reveals(answer: float, text: str) -> bool:
+    """Whether ``text`` shows the number ``answer`` (to 3 significant digits, ints exactly)."""
+    if isinstance(answer, int | np.integer):
+        return any(n == answer for n in _numbers(text))
+    return any(abs(n - answer) <= 5e-4 * abs(answer) for n in _numbers(text)
+               if n and len(str(n).replace("-", "").replace(".", "").strip("0")) >= 3)
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_no_graded_answer_is_shown_before_it_is_asked(checked_fixtures, assignment):
+    """No numeric quiz answer appears in a markdown cell or the printed output of a cell (as the
+    solution runs) before the answer's test cell: such points would be free. Option letters and
+    words are not checked this way (they occur in every question's text)."""
+    import nbformat
+
+    from autograder.reference import load_reference
+    from autograder.submissions import answer_cells
+
+    ref = load_reference(assignment)
+    nb = nbformat.read(REPO_ROOT / "release" / assignment / f"{assignment}.ipynb", as_version=4)
+    ids = [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
+    printed = dict(checked_fixtures[assignment]["solution"]["printed"])
+    for cell_id, code, functions in answer_cells(assignment):
+        if functions:
+            continue
+        names = [line.split("=")[0].strip() for line in code.splitlines()
+                 if "=" in line and not line.lstrip().startswith("#")]
+        values = [getattr(ref, n) for n in names if hasattr(ref, n)]
+        answers = [v for v in values if isinstance(v, int | float | np.number)
+                   and not isinstance(v, bool)]
+        test_index = ids.index(f"test_{cell_id}") if f"test_{cell_id}" in ids else ids.index(
+            cell_id) + 1
+        for index in range(test_index):
+            shown = nb.cells[index].source if nb.cells[index].cell_type == "markdown" else \
+                printed.get(index, "")
+            for answer in answers:
+                assert not _reveals(answer, shown), (
+                    f"{assignment}: the answer to {cell_id} ({answer}) is shown in cell {index} "
+                    f"before it is asked: {shown[:300]!r}")
