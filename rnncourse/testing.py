@@ -248,10 +248,14 @@ def check_close(
         _fail(f"{name} has dtype {act.dtype}; expected numbers.")
     if np.iscomplexobj(act):
         _fail(f"{name} is complex ({act.dtype}); expected real numbers.")
-    check_shape(act, exp.shape, name)
     policy_rtol, policy_atol = tolerance(act)
     rtol = policy_rtol if rtol is None else rtol
     atol = policy_atol if atol is None else atol
+    if (act.ndim == 2 and act.shape != exp.shape and act.shape == exp.shape[::-1]
+            and np.allclose(act.T.astype(float), exp, rtol, atol)):
+        _fail(f"{name} has shape {tuple(act.shape)}, expected {tuple(exp.shape)}: it is the "
+              "transpose of the right value.")
+    check_shape(act, exp.shape, name)
     actf = act.astype(float)
     if np.isnan(actf).any() and not np.isnan(exp).any():
         idx = _first_mismatch(np.isnan(actf))
