@@ -53,7 +53,7 @@ from rnncourse.gradcheck import numerical_gradient_array
 __all__ = [
     "TOLERANCE", "TestFailure", "tolerance", "check_close", "check_equal", "check_shape",
     "check_pair", "check_scalar", "check_tuple", "check_grad", "check_grads", "call",
-    "numerical_vjp", "replaced", "numerical_twins", "pristine",
+    "numerical_vjp", "replaced", "numerical_twins", "pristine", "find_step",
 ]
 
 # The tolerance policy (see the module docstring): (rtol, atol) by the dtype of the actual value.
@@ -463,6 +463,24 @@ def _parameter_names(function: Callable, n: int) -> list[str]:
     except (TypeError, ValueError):
         names = []
     return [names[i] if i < len(names) else f"argument {i + 1}" for i in range(n)]
+
+
+def find_step(step_cache, caches: Sequence, function: str = "the function") -> int:
+    """The t for which ``step_cache`` holds the values of ``caches[t]``.
+
+    Compared by value within the tolerance of its dtype, never by identity, so a copy of
+    ``caches[t]``, a rebuilt tuple or a float32 version of it is found too. Stand-ins for a
+    student's cell backward use it to know which step they are called for.
+    Raises TestFailure when it is none of them.
+    """
+    __tracebackhide__ = True
+    for t, expected in enumerate(caches):
+        if isinstance(step_cache, tuple | list) and len(step_cache) == len(expected) and all(
+                np.shape(a) == np.shape(e) and np.allclose(a, e, *tolerance(np.asarray(a)))
+                for a, e in zip(step_cache, expected, strict=True)):
+            return t
+    _fail(f"{function} was called with a cache that is none of the step caches cache[t]: hand "
+          "it the cache of the step, as the forward pass made it")
 
 
 # --- numerical twins ---------------------------------------------------------------------------
