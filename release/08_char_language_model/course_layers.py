@@ -14,7 +14,9 @@ def softmax(z, axis=-1):
     z:    array of any shape
     axis: the axis along which the result sums to 1 (default: the last one)
     Returns an array of the same shape as z. Subtract the maximum along `axis` (keepdims=True)
-    before np.exp, so that np.exp never sees a large positive number. Do not change z in place.
+    before np.exp, so that np.exp never sees a large positive number. Like every function in
+    this course, it does not change its argument z (the tests give it copies, so this never costs
+    points).
     """
     z = np.asarray(z)
     z = z.astype(np.result_type(z, np.float32), copy=False)  # float32 stays float32
@@ -70,7 +72,7 @@ def rnn_forward(x, h0, Wx, Wh, b):
     h = np.zeros((N, T, h0.shape[1]), dtype=np.result_type(x, h0, Wx))  # float32 stays float32
     cache = []
     for t in range(T):
-        h_prev = h0 if t == 0 else h[:, t - 1]
+        h_prev = h0 if t == 0 else h[:, t - 1].copy()  # h and the cache share no memory
         h[:, t], step_cache = rnn_cell_forward(x[:, t], h_prev, Wx, Wh, b)
         cache.append(step_cache)
     return h, cache
@@ -184,7 +186,8 @@ def rnn_backward(dh, cache):
     h0 (N, H), Wx (H, D), Wh (H, H) and b (H,).
     Loop over t = T-1, ..., 0 and call rnn_cell_backward once per step, with the total gradient
     on h[:, t]: dh[:, t] plus what step t + 1 passed back. The same Wx, Wh, b are used at every
-    step: add up their gradients over the steps.
+    step: add up their gradients over the steps. Like every function in this course, it does not
+    change its arguments (dh included; the tests give it copies, so this never costs points).
     """
     N, T, H = dh.shape
     Wx = cache[0][3]
@@ -335,8 +338,9 @@ def clip_by_global_norm(grads, max_norm):
     max_norm: a positive float (np.inf means: never clip, just measure)
     The global norm is sqrt(sum over all arrays of the sum of their squared entries). If it
     exceeds max_norm, every array is multiplied by max_norm / norm; otherwise nothing changes.
-    Returns (clipped, total_norm): a new dict with the same keys and new arrays (`grads` is not
-    modified), and the global norm before clipping as a float.
+    Returns (clipped, total_norm): a new dict with the same keys and new arrays, and the global
+    norm before clipping as a float. Like every function in this course, it does not change
+    `grads` (the tests give it copies, so this never costs points).
     """
     total_norm = float(np.sqrt(sum(np.sum(g * g) for g in grads.values())))
     scale = max_norm / total_norm if total_norm > max_norm else 1.0
@@ -349,7 +353,8 @@ def clip_by_value(grads, limit):
     """Clip every entry of every gradient to [-limit, limit], each entry on its own.
 
     grads: dict name -> array;  limit: a positive float
-    Returns a new dict with the same keys and new arrays; the arrays in `grads` are not modified.
+    Returns a new dict with the same keys and new arrays. Like every function in this course,
+    it does not change `grads` (the tests give it copies, so this never costs points).
     """
     return {name: np.clip(g, -limit, limit) for name, g in grads.items()}
 
@@ -384,7 +389,8 @@ def lstm_cell_forward(x_t, h_prev, c_prev, Wx, Wh, b, x_proj=None):
     o = 0.5 + 0.5 * np.tanh(0.5 * a_o)
     c_next = f * c_prev + i * g
     h_next = o * np.tanh(c_next)
-    cache = (x_t, h_prev, c_prev, i, f, g, o, c_next, Wx, Wh)
+    # the cache keeps its own c_next: a caller that changes the returned one leaves it alone
+    cache = (x_t, h_prev, c_prev, i, f, g, o, c_next.copy(), Wx, Wh)
     return h_next, c_next, cache
 
 
