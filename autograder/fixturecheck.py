@@ -134,7 +134,7 @@ class _Runner:
                 cell.outputs.append(nbformat.v4.new_output(
                     "error", ename=type(error).__name__, evalue=str(error), traceback=[]))
                 errors.append(f"cell {index} ({grade_id(cell) or 'ungraded'}): "
-                              f"{type(error).__name__}: {str(error)[:200]}")
+                              f"{type(error).__name__}: {str(error)[:1000]}")
             elif result.result is not None:  # nbgrader reads a number here as partial credit
                 data, _ = self.shell.display_formatter.format(result.result)
                 cell.outputs.append(nbformat.v4.new_output(

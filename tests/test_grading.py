@@ -71,10 +71,19 @@ def test_variant_loses_exactly_its_points(checked_fixtures, assignment, variant)
     partial = {g: score for g, (score, top) in cells.items() if 0 < score < top}
     assert not partial, f"autograded cells score all or nothing, got partial scores {partial}"
     expected = set(variant.fails)
+    errors = checked_fixtures[assignment][variant.name]["errors"]
     assert failed == expected, (
         f"{variant.kind} {variant.name!r} ({variant.why}) should fail {sorted(expected)}, "
-        f"failed {sorted(failed)}; errors: {checked_fixtures[assignment][variant.name]['errors']}"
+        f"failed {sorted(failed)}; errors: {errors}"
     )
+    if "says" in variant.extra:  # the message must name the cause (issue 12, item 6)
+        import re
+
+        for grade_id in expected:
+            said = [e for e in errors if f"({grade_id})" in e]
+            assert any(re.search(variant.extra["says"], e) for e in said), (
+                f"{variant.name}: the message of {grade_id} should match "
+                f"{variant.extra['says']!r}; it is {said}")
 
 
 @pytest.mark.grading
@@ -195,3 +204,29 @@ def test_no_graded_answer_is_shown_before_it_is_asked(checked_fixtures, assignme
                 assert not _reveals(answer, shown), (
                     f"{assignment}: the answer to {cell_id} ({answer}) is shown in cell {index} "
                     f"before it is asked: {shown[:300]!r}")
+
+
+@pytest.mark.grading
+def test_visible_tests_catch_nine_in_ten_bugs_and_the_readme_says_so():
+    """Passing every visible test means little is lost later: per assignment, at least 90 % of
+    the buggy fixtures of graded functions fail their own cell on the visible tests alone
+    (fixturecheck --visible), and the README's table is that output, not an older one."""
+    import re
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "autograder.fixturecheck", "--visible",
+                           *ASSIGNMENTS], cwd=REPO_ROOT, capture_output=True, text=True,
+                          timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = re.findall(r"^\| (\S+) \| (\d+) \| (\d+) \| (\d+) % \|$", proc.stdout, re.M)
+    assert [r[0] for r in rows] == ASSIGNMENTS
+    low = {a: f"{f}/{n}" for a, n, f, _ in rows if int(f) < 0.9 * int(n)}
+    assert not low, f"visible tests catch under 90 % of the bugs: {low}\n{proc.stderr}"
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"<!-- recall:begin.*?-->\n(.*?)\n<!-- recall:end -->", readme, re.S)
+    assert block, "README.md has no recall table"
+    if set(ASSIGNMENTS) == set(p.name for p in (REPO_ROOT / "source").glob("[0-9][0-9]_*")):
+        assert block.group(1).strip() == proc.stdout.strip(), (
+            "README.md's recall table is stale; paste the output of "
+            "`python -m autograder.fixturecheck --visible` there:\n" + proc.stdout)
