@@ -66,7 +66,9 @@ FIXED_CELL = TRANSPOSED_CELL.replace("h_prev @ Wh + b", "h_prev @ Wh.T + b")
 # tanh(0.15) = 0.148885 instead of tanh(0.25) = 0.244919.
 TRANSPOSED_MESSAGE = (
     "AssertionError: h_next differs from the expected value at index (1, 1): got 0.148885, "
-    "expected 0.244919. 1 of 4 elements differ"
+    "expected 0.244919 (relative difference 0.39; the tolerance is rtol=1e-05, atol=1e-08). "
+    "1 of 4 elements differ; largest difference 0.096. It equals the result with Wh not "
+    "transposed (h_prev @ Wh instead of h_prev @ Wh.T)."
 )
 
 
