@@ -71,4 +71,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf submitted autograded feedback gradebook.db .nbgrader.log build artifacts
+	rm -rf submitted autograded feedback grading_records gradebook.db .nbgrader.log build artifacts

@@ -8,8 +8,13 @@ SQLAlchemy models (``nbgrader.api.Gradebook``), so it works for any ``db_url`` n
 
 ``grades_by_assignment.csv``
     student, assignment, submitted, timestamp, raw_score, late_penalty, score, max_score,
-    needs_manual_grade - every student of the gradebook times every assignment; a missing
-    submission is ``submitted=False`` with score 0.
+    needs_manual_grade, status, reason - every student times every assignment; a missing
+    submission is ``submitted=False`` with score 0 and status ``not submitted``. ``status`` and
+    ``reason`` come from the grading records ``make grade`` keeps (:mod:`autograder.intake`):
+    ``graded`` (reason: the notes, e.g. which notebook was graded, the late penalty),
+    ``invalid``, ``failed`` or ``timeout`` (reason: why it was not graded). A student whose
+    submission could not be graded has a row too, with score 0, or with the previous
+    submission's scores when one was graded before (the reason says so).
 ``grades_by_cell.csv``
     student, assignment, notebook, grade_id, kind (``test`` = autograded test cell, ``manual`` =
     answer graded by hand, ``task``), cell_type, auto_score, manual_score, extra_credit, score
@@ -51,6 +56,8 @@ class AssignmentRow:
     score: float
     max_score: float
     needs_manual_grade: bool
+    status: str = ""
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -220,6 +227,44 @@ def read_gradebook(db_url: str, course_id: str = "") -> tuple[list[AssignmentRow
     return rows, cells
 
 
+def with_records(rows: list[AssignmentRow], records: dict[tuple[str, str], dict],
+                 max_scores: dict[str, float] | None = None) -> list[AssignmentRow]:
+    """``rows`` with the status and reason of each submission's grading record, plus a row for
+    every student and assignment that only the records know (a submission that could not be
+    graded never reaches the gradebook)."""
+    from dataclasses import replace
+
+    max_scores = dict(max_scores or {})
+    by_key = {(r.student, r.assignment): r for r in rows}
+    for r in rows:
+        max_scores.setdefault(r.assignment, r.max_score)
+    for (_, assignment), rec in records.items():
+        if assignment not in max_scores and rec.get("max_score") is not None:
+            max_scores[assignment] = float(rec["max_score"])
+    students = sorted({s for s, _ in by_key} | {s for s, _ in records})
+    order = list(dict.fromkeys([r.assignment for r in rows] + sorted(a for _, a in records)))
+    out = []
+    for student in students:
+        for assignment in order:
+            row = by_key.get((student, assignment))
+            rec = records.get((student, assignment))
+            if rec is not None and rec.get("status") == "graded" and not (row and row.submitted):
+                rec = None  # a record of a grade the gradebook no longer has (it was reset)
+            if row is None:
+                row = AssignmentRow(
+                    student=student, assignment=assignment, submitted=False, timestamp="",
+                    raw_score=0.0, late_penalty=0.0, score=0.0,
+                    max_score=max_scores.get(assignment, 0.0), needs_manual_grade=False)
+            if rec is None:
+                out.append(replace(row, status="graded" if row.submitted else "not submitted",
+                                   reason=row.reason))
+                continue
+            stamp = row.timestamp or (rec.get("timestamp") or "")
+            out.append(replace(row, submitted=True, timestamp=stamp, status=rec["status"],
+                               reason=rec.get("message") or rec.get("reason") or ""))
+    return out
+
+
 def difficulty(cells: list[CellRow]) -> list[DifficultyRow]:
     """Per graded cell, how many students got full marks; hardest cells first.
 
@@ -304,7 +349,19 @@ def export(course_root: Path | None = None, out: Path | None = None, *, db_url: 
         course_id = cfg_course if course_id is None else course_id
     out = Path(out) if out else course_root / "grades"
     out.mkdir(parents=True, exist_ok=True)
-    rows, cells = read_gradebook(db_url, course_id)
+    from autograder.intake import assignment_info, read_records
+
+    records = read_records(course_root)
+    try:
+        rows, cells = read_gradebook(db_url, course_id)
+    except FileNotFoundError:
+        if not records:
+            raise
+        rows, cells = [], []  # nothing graded yet; the records say why
+    known = {r.assignment for r in rows}
+    max_scores = {a: info.max_score for a in {a for _, a in records} - known
+                  if (info := assignment_info(course_root, a)) is not None}
+    rows = with_records(rows, records, max_scores)
     summary = difficulty(cells)
     return {
         "by_assignment": _write_csv(out / "grades_by_assignment.csv", rows, AssignmentRow),

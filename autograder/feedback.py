@@ -8,7 +8,9 @@ feedback pipeline, right after ``GetGrades``, so a plain ``nbgrader generate_fee
 formgrader's button) applies it. In the notebook it renders, for every autograded test cell:
 
 * the ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS`` region of the source becomes one line,
-  ``# hidden tests: not shown``; the visible tests stay as the student had them;
+  ``# hidden tests: not shown``; the visible tests stay as the student had them. Only locked
+  cells (those nbgrader put back from the gradebook) are split: a line of a student's own cell
+  that mentions the marker hides nothing;
 * an error output keeps the exception name and message (the assertion message says what was wrong)
   and loses its traceback, which is replaced by the graded cell's id and score::
 
@@ -40,6 +42,13 @@ code during grading can always encode what they read; hidden tests are a deterre
   fails with a permission error for every user but root, so no feedback is produced for them
   (nbgrader #1211). Ignoring those names leaves the student's own export out of the feedback folder.
 
+:class:`GradingNotes` (also in the course's feedback pipeline) puts the notes of the
+submission's grading record at the top (``make grade`` writes it, :mod:`autograder.intake`):
+which notebook was graded, what was normalized, outputs removed, the late penalty, a flag for
+review, and, when the latest submission could not be graded, why, and that the feedback is the
+previous submission's. :func:`generate` also writes a page with the reason for each submission
+``make grade`` could not grade at all.
+
 Instructors who call plain ``nbgrader generate_feedback`` get the hidden tests removed (the
 preprocessor is in the config) but should pass ``--force`` after any regrade themselves.
 """
@@ -47,6 +56,7 @@ preprocessor is in the config) but should pass ``--force`` after any regrade the
 from __future__ import annotations
 
 import html
+import os
 import re
 import sys
 from pathlib import Path
@@ -211,7 +221,12 @@ class HideHiddenTests(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         hidden, public = set(), set()
         for cell in nb.cells:
-            source, lines = self.split_hidden(cell.source)
+            # Hidden tests exist only in the cells nbgrader put back from the gradebook, the
+            # locked ones; a student's own line that mentions the marker hides nothing.
+            if utils.is_locked(cell):
+                source, lines = self.split_hidden(cell.source)
+            else:
+                source, lines = cell.source, []
             if lines:
                 cell.source = source
                 hidden.update(line.strip() for line in lines)
@@ -230,10 +245,55 @@ class HideHiddenTests(NbGraderPreprocessor):
         return nb, resources
 
 
+class GradingNotes(NbGraderPreprocessor):
+    """Put the notes of the submission's grading record (``make grade``, see
+    :mod:`autograder.intake`) at the top of the feedback: which notebook was graded, what was
+    normalized, outputs removed, the late penalty, a flag for review, and, when the latest
+    submission could not be graded, why, and that this feedback is the previous submission's."""
+
+    def preprocess(self, nb, resources):
+        from autograder.intake import read_record
+
+        info = resources.get("nbgrader", {})
+        root = self.config.CourseDirectory.get("root") or os.getcwd()
+        record = read_record(Path(root), info.get("student", ""), info.get("assignment", ""))
+        if record:
+            cell = notes_cell(record)
+            if cell is not None:
+                nb.cells.insert(0, cell)
+        return nb, resources
+
+
+def notes_items(record: dict) -> list[str]:
+    """The lines of a grading record shown to the student (each text as the summary has it)."""
+    items = []
+    if record.get("status") != "graded" and record.get("reason"):
+        items.append("Your latest submission could not be graded: " + record["reason"])
+    items += list(record.get("notes") or [])
+    return items
+
+
+def notes_html(record: dict) -> str:
+    items = notes_items(record)
+    if not items:
+        return ""
+    lis = "".join(f"<li>{html.escape(item)}</li>" for item in items)
+    return ('<div class="grading-notes" style="border: 1px solid #d9a400; background: #fff8e1; '
+            'padding: 0.5em 1em; margin: 0.5em 0 1em 0;">'
+            f"<strong>Grading notes</strong><ul>{lis}</ul></div>")
+
+
+def notes_cell(record: dict):
+    from nbformat.v4 import new_markdown_cell
+
+    text = notes_html(record)
+    return new_markdown_cell(text) if text else None
+
+
 def feedback_preprocessors() -> list:
     """nbgrader's feedback preprocessors with :class:`HideHiddenTests` after ``GetGrades`` (it
-    needs the scores ``GetGrades`` writes into the cells' metadata)."""
-    return [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
+    needs the scores ``GetGrades`` writes into the cells' metadata) and :class:`GradingNotes`."""
+    return [GetGrades, HideHiddenTests, GradingNotes, CSSHTMLHeaderPreprocessor]
 
 
 # -- running nbgrader ------------------------------------------------------------------------------
@@ -254,25 +314,68 @@ def feedback_args(course_root: Path, assignment: str, student: str | None = None
                 ignore.append(f"{nb.stem}.html")
     args = ["generate_feedback", assignment, "--force"]
     args += [f"--CourseDirectory.ignore={item}" for item in ignore]
-    return args + (["--student", student] if student else [])
+    # one argument, so that an id such as "-ab" is not read as an option
+    return args + ([f"--student={student}"] if student else [])
+
+
+NOT_GRADED_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>{title}</title></head>
+<body style="font-family: sans-serif; max-width: 50em; margin: 2em auto;">
+<h1>{title}</h1>
+{notes}
+</body></html>
+"""
+
+
+def write_not_graded(course_root: Path, assignment: str, student: str, record: dict) -> list[Path]:
+    """A feedback page for a submission that could not be graded and has no autograded notebook:
+    the reason, for each notebook of the assignment. ``timestamp.txt`` and
+    ``submission_secret.txt`` of the submission go beside it, as nbgrader's own feedback has them,
+    so that ``nbgrader release_feedback`` can deliver it."""
+    import shutil
+
+    root = Path(course_root)
+    names = sorted(p.stem for p in (root / "source" / assignment).glob("*.ipynb")) or [assignment]
+    folder = root / "feedback" / student / assignment
+    folder.mkdir(parents=True, exist_ok=True)
+    pages = []
+    for name in names:
+        page = folder / f"{name}.html"
+        if page.exists():
+            page.chmod(0o644)
+        page.write_text(NOT_GRADED_PAGE.format(
+            title=html.escape(f"{assignment} / {name}: not graded"), notes=notes_html(record)),
+            encoding="utf-8")
+        pages.append(page)
+    for extra in ("timestamp.txt", "submission_secret.txt"):
+        src = root / "submitted" / student / assignment / extra
+        if src.is_file():
+            shutil.copyfile(src, folder / extra)
+    return pages
 
 
 def generate(course_root: Path, assignment: str, student: str | None = None) -> dict[str, Path]:
     """``nbgrader generate_feedback`` for ``assignment`` (one ``student`` or all of them), with
-    :func:`feedback_args`.
+    :func:`feedback_args`, and a page with the reason for every submission ``make grade`` could
+    not grade that has no autograded notebook (:func:`write_not_graded`).
 
-    Returns ``{student: feedback HTML}`` for every autograded notebook; raises if nbgrader fails or
-    a feedback file is missing.
+    Returns ``{student: feedback HTML}``; raises if nbgrader fails or a feedback file is missing.
     """
     from autograder.grading import nbgrader
+    from autograder.intake import read_records
 
     root = Path(course_root)
-    proc = nbgrader(root, *feedback_args(root, assignment, student))
-    if proc.returncode != 0:
-        raise RuntimeError(f"generate_feedback {assignment} failed:\n{proc.stderr[-4000:]}")
-    pattern = f"{student or '*'}/{assignment}/*.ipynb"
-    out, missing = {}, []
-    for nb in sorted((root / "autograded").glob(pattern)):
+    if student is None:
+        graded = sorted((root / "autograded").glob(f"*/{assignment}/*.ipynb"))
+    else:  # not a pattern: the id is a folder name, whatever characters it has
+        graded = sorted((root / "autograded" / student / assignment).glob("*.ipynb"))
+    out, missing, log = {}, [], ""
+    if graded:
+        proc = nbgrader(root, *feedback_args(root, assignment, student))
+        log = proc.stderr
+        if proc.returncode != 0:
+            raise RuntimeError(f"generate_feedback {assignment} failed:\n{proc.stderr[-4000:]}")
+    for nb in graded:
         name = nb.parent.parent.name
         page = root / "feedback" / name / assignment / f"{nb.stem}.html"
         if page.is_file():
@@ -280,7 +383,12 @@ def generate(course_root: Path, assignment: str, student: str | None = None) -> 
         else:
             missing.append(str(page))
     if missing:
-        raise RuntimeError(f"no feedback in {missing}; nbgrader said:\n{proc.stderr[-4000:]}")
+        raise RuntimeError(f"no feedback in {missing}; nbgrader said:\n{log[-4000:]}")
+    for (who, which), record in read_records(root).items():
+        if which != assignment or (student is not None and who != student) or who in out:
+            continue
+        if record.get("status") != "graded":
+            out[who] = write_not_graded(root, assignment, who, record)[0]
     return out
 
 

@@ -14,9 +14,12 @@ exceptions that mark a failed test (NBGRADER_NOTES.md). The course defends in th
    so.
 2. nbgrader itself marks a test cell failed from the kernel's reply status, so an exception that is
    hidden from the output (a custom exception handler, a silenced traceback) still fails the cell.
-3. :func:`scan_submission` reads a submitted notebook's code for the tricks the first two layers
+3. :func:`scan_notebook` reads a submitted notebook's code (parsed, not pattern-matched: a type
+   annotation or any ordinary use of numpy is not flagged) for the tricks the first two layers
    cannot see (input transformers that rewrite later cells, event hooks, patching of modules or
-   builtins); ``autograder.grade`` flags such submissions in the gradebook for a person to review.
+   builtins, code run from strings); ``autograder.grade`` flags such submissions in the
+   gradebook for a person to review, once per submission: a regrade of the same notebook keeps
+   the reviewer's decision.
 
 This is a defence against the common tricks, not a sandbox: a determined attacker with the course's
 source can go further, which is why flagged submissions go to a person.
@@ -25,6 +28,7 @@ source can go further, which is why flagged submissions go to a person.
 from __future__ import annotations
 
 import ast
+import functools
 import importlib
 import json
 import re
@@ -115,37 +119,245 @@ def protect(namespace: MutableMapping, assignment: str) -> None:
 
 
 # --- static scan of a submission ------------------------------------------------------------------
+#
+# The scan reads the code, not the text: each code cell is turned into Python the way IPython runs
+# it (magics become get_ipython() calls) and parsed, and only what the code *does* counts. A type
+# annotation (``h_all: np.ndarray = None``), a keyword argument (``dtype=np.float64``), a
+# comparison or any other use of numpy is not an assignment to numpy, so it is not flagged.
 
-_SUSPICIOUS = [
-    (r"\binput_transformers_(?:post|cleanup)\b|\bast_transformers\b",
-     "changes how later cells are read (input/AST transformers)"),
-    (r"\bevents\s*\.\s*register\b|\bset_custom_exc\b|\bshowtraceback\b",
-     "hooks into IPython's execution or error display"),
-    (r"\b(?:np|numpy)(?:\s*\.\s*\w+)+\s*=(?!=)", "assigns to a numpy attribute"),
-    (r"\bsetattr\s*\(\s*(?:np|numpy|builtins|__builtins__|rnncourse|autograder)\b",
-     "patches a module with setattr"),
-    (r"\bbuiltins\s*\.\s*\w+\s*=(?!=)|\b__builtins__\s*(?:\[|\.)", "patches Python's builtins"),
-    (r"\bsys\s*\.\s*modules\b", "edits sys.modules"),
-    (r"\b(?:autograder|rnncourse)(?:\s*\.\s*\w+)+\s*=(?!=)", "patches the course's test helpers"),
-    (r"\bsys\s*\.\s*(?:settrace|setprofile|excepthook)\b", "installs a trace or exception hook"),
-]
+# What rebinding a module's attributes means, per module (the alias names it is known by).
+_MODULES = {
+    "numpy": "assigns to a numpy attribute",
+    "builtins": "patches Python's builtins",
+    "rnncourse": "patches the course's test helpers",
+    "autograder": "patches the course's test helpers",
+}
+_DEFAULT_ALIASES = {"np": "numpy", "numpy": "numpy", "builtins": "builtins",
+                    "rnncourse": "rnncourse", "autograder": "autograder"}
+# Names whose mere use changes how IPython runs or reports later cells.
+_HOOKS = {
+    "input_transformers_post": "changes how later cells are read (input/AST transformers)",
+    "input_transformers_cleanup": "changes how later cells are read (input/AST transformers)",
+    "ast_transformers": "changes how later cells are read (input/AST transformers)",
+    "set_custom_exc": "hooks into IPython's execution or error display",
+    "custom_exceptions": "hooks into IPython's execution or error display",
+    "showtraceback": "hooks into IPython's execution or error display",
+    "_showtraceback": "hooks into IPython's execution or error display",
+    "showsyntaxerror": "hooks into IPython's execution or error display",
+    "settrace": "installs a trace or exception hook",
+    "setprofile": "installs a trace or exception hook",
+    "excepthook": "installs a trace or exception hook",
+    "addaudithook": "installs a trace or exception hook",
+    "__builtins__": "patches Python's builtins",
+}
+_HOOK_WORDS = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in _HOOKS) + r")\b")
+_RUNS_STRINGS = {"exec", "eval", "compile"}
+_MUTATORS = {"pop", "popitem", "update", "setdefault", "clear", "__setitem__", "__delitem__"}
 
 
-def scan_submission(path: Path) -> list[str]:
-    """Reasons to have a person look at this submitted notebook (empty when nothing stands out)."""
-    try:
-        nb = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    found = []
+@functools.cache
+def _transformer():
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager()
+
+
+def _python_of(cell_source: str) -> str:
+    """A cell's source as the Python IPython runs (magics and shell escapes become calls)."""
+    if not any(ch in cell_source for ch in "%!?"):
+        return cell_source  # plain Python: nothing for IPython to transform
+    return _transformer().transform_cell(cell_source)
+
+
+def _root(node: ast.AST) -> ast.AST:
+    """The innermost object of an attribute or subscript chain: ``np`` in ``np.a.b[0]``."""
+    while isinstance(node, ast.Attribute | ast.Subscript | ast.Starred):
+        node = node.value
+    return node
+
+
+class _Scanner(ast.NodeVisitor):
+    def __init__(self, aliases: dict[str, str]):
+        self.aliases = aliases
+        self.found: list[tuple[str, ast.AST]] = []
+
+    def _module_of(self, node: ast.AST) -> str | None:
+        """The protected module an expression is rooted at (``vars(np)`` counts as ``np``)."""
+        root = _root(node)
+        if (isinstance(root, ast.Call) and isinstance(root.func, ast.Name)
+                and root.func.id == "vars" and root.args):
+            root = _root(root.args[0])
+        if isinstance(root, ast.Name):
+            return self.aliases.get(root.id)
+        return None
+
+    def _is_sys_modules(self, node: ast.AST) -> bool:
+        return (isinstance(node, ast.Attribute) and node.attr == "modules"
+                and isinstance(node.value, ast.Name) and node.value.id == "sys")
+
+    def _target(self, target: ast.AST) -> None:
+        if isinstance(target, ast.Tuple | ast.List):
+            for elt in target.elts:
+                self._target(elt)
+            return
+        if not isinstance(target, ast.Attribute | ast.Subscript | ast.Starred):
+            return  # rebinding a plain name changes nothing outside this notebook's namespace
+        module = self._module_of(target)
+        if module:
+            self.found.append((_MODULES[module], target))
+
+    # -- statements that write ---------------------------------------------------------------
+
+    def visit_Assign(self, node):
+        for target in node.targets:
+            self._target(target)
+        self.generic_visit(node)
+
+    def visit_AugAssign(self, node):
+        self._target(node.target)
+        self.generic_visit(node)
+
+    def visit_AnnAssign(self, node):
+        # `h_all: np.ndarray = None` binds a plain name; only the target matters, never the
+        # annotation
+        self._target(node.target)
+        if node.value is not None:
+            self.visit(node.value)
+
+    def visit_Delete(self, node):
+        for target in node.targets:
+            self._target(target)
+        self.generic_visit(node)
+
+    def visit_For(self, node):
+        self._target(node.target)
+        self.generic_visit(node)
+
+    visit_AsyncFor = visit_For
+
+    def visit_withitem(self, node):
+        if node.optional_vars is not None:
+            self._target(node.optional_vars)
+        self.generic_visit(node)
+
+    # -- names and calls -----------------------------------------------------------------------
+
+    def visit_Attribute(self, node):
+        if node.attr in _HOOKS:
+            self.found.append((_HOOKS[node.attr], node))
+        elif node.attr == "register" and (
+                (isinstance(node.value, ast.Attribute) and node.value.attr == "events")
+                or (isinstance(node.value, ast.Name) and node.value.id == "events")):
+            self.found.append(("hooks into IPython's execution or error display", node))
+        elif self._is_sys_modules(node):
+            self.found.append(("edits sys.modules", node))
+        self.generic_visit(node)
+
+    def visit_Compare(self, node):
+        # `"torch" in sys.modules` only reads it
+        if (len(node.ops) == 1 and isinstance(node.ops[0], ast.In | ast.NotIn)
+                and self._is_sys_modules(node.comparators[0])):
+            self.visit(node.left)
+            return
+        self.generic_visit(node)
+
+    def visit_Name(self, node):
+        if node.id == "__builtins__":
+            self.found.append((_HOOKS["__builtins__"], node))
+
+    def visit_Call(self, node):
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else None
+        if name in ("setattr", "delattr") and node.args and self._module_of(node.args[0]):
+            self.found.append(("patches a module with setattr", node))
+        if name in _RUNS_STRINGS or name == "__import__":
+            for arg in node.args[:1]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    self._nested(arg.value)
+                elif name in _RUNS_STRINGS:
+                    self.found.append(("runs code built at run time (exec/eval/compile)", node))
+        if isinstance(func, ast.Attribute) and func.attr in ("run_line_magic", "run_cell_magic"):
+            for arg in node.args[1:]:  # the magic's arguments and body are code or text
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    self._nested(arg.value)
+        self.generic_visit(node)
+
+    def _nested(self, code: str) -> None:
+        try:
+            tree = ast.parse(_python_of(code))
+        except (SyntaxError, ValueError):
+            match = _HOOK_WORDS.search(code)  # not Python (a %config line, say): the hook names
+            if match:
+                self.found.append((_HOOKS[match.group(0)], ast.Constant(match.group(0))))
+            return
+        inner = _Scanner(self.aliases)
+        inner.visit(tree)
+        self.found.extend(inner.found)
+
+
+def _aliases(trees) -> dict[str, str]:
+    """Every name the notebook binds to a protected module (``import numpy as xp``,
+    ``from numpy import testing``, ``import rnncourse.testing as T``)."""
+    aliases = dict(_DEFAULT_ALIASES)
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for item in node.names:
+                    top = item.name.split(".")[0]
+                    if top in _MODULES:
+                        aliases[(item.asname or item.name).split(".")[0]] = top
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                top = node.module.split(".")[0]
+                if top in _MODULES:
+                    for item in node.names:
+                        if item.name != "*":
+                            aliases[item.asname or item.name] = top
+    return aliases
+
+
+def _cell_source(cell) -> str:
+    src = cell.get("source", "")
+    return src if isinstance(src, str) else "".join(src)
+
+
+def scan_notebook(nb: dict, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """Reasons to have a person look at this notebook's code (empty when nothing stands out).
+
+    ``skip``: grade_ids of cells nbgrader replaces with the instructor's version before it runs
+    them (the locked test cells), so what a student wrote there never runs.
+    """
+    cells = []
     for i, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") != "code":
             continue
-        src = cell.get("source", "")
-        src = src if isinstance(src, str) else "".join(src)
-        where = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {i}"
-        for pattern, why in _SUSPICIOUS:
-            m = re.search(pattern, src)
-            if m:
-                found.append(f"{where}: {why} ({m.group(0).strip()[:60]!r})")
+        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        grade_id = meta.get("grade_id")
+        if grade_id and grade_id in skip:
+            continue
+        try:
+            tree = ast.parse(_python_of(_cell_source(cell)))
+        except (SyntaxError, ValueError):
+            continue  # IPython refuses to run a cell that does not parse
+        cells.append((grade_id or f"cell {i}", tree))
+    aliases = _aliases(tree for _, tree in cells)
+    found = []
+    for where, tree in cells:
+        scanner = _Scanner(aliases)
+        scanner.visit(tree)
+        seen = set()
+        for why, node in scanner.found:
+            if why in seen:
+                continue
+            seen.add(why)
+            text = ast.unparse(node) if not isinstance(node, ast.Constant) else str(node.value)
+            found.append(f"{where}: {why} ({text.strip()[:60]!r})")
     return found
+
+
+def scan_submission(path: Path, skip: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """:func:`scan_notebook` of a notebook file (nothing for a file that is not a notebook)."""
+    try:
+        nb = json.loads(Path(path).read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return []
+    return scan_notebook(nb, skip) if isinstance(nb, dict) else []

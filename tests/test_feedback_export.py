@@ -376,6 +376,51 @@ def test_preprocessor_scrubs_every_output():
     assert "Test cell test_quiet failed: 0 / 1 points. It raised no error" in quiet.outputs[0].text
 
 
+def test_preprocessor_leaves_a_students_own_marker_line_alone():
+    """Only the cells nbgrader put back from the gradebook (locked) hold hidden tests; a line of
+    the student's own that mentions the marker hides nothing of their cell (issue 13, item 10)."""
+    mine = f"def f(x):\n    # {BEGIN} is what I call the tests I cannot see\n    return x  # mine"
+    nb = nbformat.from_dict({
+        "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+        "cells": [
+            {"cell_type": "code", "id": "a", "execution_count": 1, "outputs": [],
+             "source": mine, "metadata": _meta("f", solution=True, grade=False)},
+            {"cell_type": "code", "id": "b", "execution_count": 2, "outputs": [],
+             "source": "print('scratch')\n# " + BEGIN + "\nprint('also mine')",
+             "metadata": {}},
+            {"cell_type": "code", "id": "c", "execution_count": 3, "outputs": [],
+             "source": f"assert f(1) == 1\n{BEGIN}\nassert f(2) == 2\n{END}",
+             "metadata": _meta("test_f", solution=False, grade=True, points=1, score=1.0)},
+        ],
+    })
+    nb.cells[2].metadata.nbgrader["locked"] = True
+    nb, _ = fb.HideHiddenTests().preprocess(nb, {})
+    assert nb.cells[0].source == mine
+    assert nb.cells[1].source.endswith("print('also mine')")
+    assert nb.cells[2].source == f"assert f(1) == 1\n{fb.HIDDEN_NOTE}"
+
+
+def test_grading_notes_are_shown_at_the_top_of_the_feedback(tmp_path):
+    """The grading record's reason and notes (autograder/intake.py) become the first cell."""
+    from traitlets.config import Config
+
+    from autograder.intake import write_record
+
+    write_record(tmp_path, {"student": "kim", "assignment": A, "status": "invalid",
+                            "reason": "02_forward_pass.ipynb is not valid notebook JSON",
+                            "notes": ["the grades shown are the previous submission's (3/20)"]})
+    c = Config()
+    c.CourseDirectory.root = str(tmp_path)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    nb, _ = fb.GradingNotes(config=c).preprocess(
+        nb, {"nbgrader": {"student": "kim", "assignment": A}})
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and "Grading notes" in first.source
+    assert ("Your latest submission could not be graded: 02_forward_pass.ipynb is not valid "
+            "notebook JSON") in first.source
+    assert "the grades shown are the previous submission&#x27;s (3/20)" in first.source
+
+
 # -- (c) export ------------------------------------------------------------------------------------
 
 

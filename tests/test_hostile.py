@@ -299,13 +299,21 @@ def test_cell_rewriting_tricks_are_flagged_and_withheld(hostile):
 @pytest.mark.parametrize("student, words", [
     ("invalid_json", "not valid notebook JSON"),
     ("nbformat_3", "nbformat 3"),
-    ("renamed", "02_forward_pass (1).ipynb"),
     ("huge_file", "MB limit"),
 ])
 def test_broken_files_get_a_clear_error_and_no_gradebook_entry(hostile, student, words):
     r = hostile["results"][student]
     assert r.status == "invalid" and words in r.message, r
     assert student not in hostile["after"]
+
+
+def test_a_renamed_notebook_is_graded_in_place_of_the_missing_one(hostile):
+    # autograder/intake.py: nbgrader alone skips it ("Skipping unknown notebook") and scores 0
+    r = hostile["results"]["renamed"]
+    assert r.status == "graded", r
+    assert ("graded 02_forward_pass (1).ipynb in place of 02_forward_pass.ipynb, which is "
+            "missing") in r.message
+    assert _total(hostile["after"]["renamed"]) == FULL
 
 
 def test_big_outputs_are_cleared_and_graded(hostile):
@@ -323,6 +331,9 @@ def test_regrading_is_idempotent(hostile):
     assert all(r.ok for r in hostile["again"])
     for student in ("ada", "carl", "loop_in_function", "overwrote_helpers", "patched_numpy"):
         assert hostile["rerun"][student] == hostile["after"][student], student
+    # the withheld submission is not withheld a second time: its review state is kept
+    again = {r.job.student: r for r in hostile["again"]}
+    assert "the review in the gradebook is kept" in again["patched_numpy"].message
 
 
 def test_a_late_submission_leaves_earlier_grades_alone(hostile):
