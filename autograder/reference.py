@@ -15,7 +15,6 @@ reference never runs a training loop or prints anything.
 from __future__ import annotations
 
 import ast
-import contextlib
 import json
 import os
 import types
@@ -87,22 +86,13 @@ def load_reference(assignment: str) -> types.ModuleType:
     return module
 
 
-@contextlib.contextmanager
 def substituted(namespace: MutableMapping, reference: types.ModuleType, *names: str):
     """Temporarily replace ``names`` in a student's namespace with the reference versions.
 
     A hidden test of ``rnn_forward`` runs the student's loop with the *reference* cell, so a bug
-    in ``rnn_cell_forward`` costs the points of ``rnn_cell_forward`` only, not both.
+    in ``rnn_cell_forward`` costs the points of ``rnn_cell_forward`` only, not both. A context
+    manager: :func:`rnncourse.testing.replaced` with the reference's functions.
     """
-    missing = object()
-    saved = {name: namespace.get(name, missing) for name in names}
-    try:
-        for name in names:
-            namespace[name] = getattr(reference, name)
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is missing:
-                namespace.pop(name, None)
-            else:
-                namespace[name] = value
+    from rnncourse.testing import replaced
+
+    return replaced(namespace, **{name: getattr(reference, name) for name in names})

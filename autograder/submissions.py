@@ -139,6 +139,16 @@ def grade_id(cell) -> str | None:
     return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
 
 
+def find_cell(nb, grade_id_: str, solution: bool | None = None):
+    """The cell of ``nb`` with nbgrader grade_id ``grade_id_`` (only a solution cell, or only a
+    non-solution one, when ``solution`` is given). Raises KeyError when there is none."""
+    for cell in nb.cells:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade_id") == grade_id_ and solution in (None, bool(meta.get("solution"))):
+            return cell
+    raise KeyError(grade_id_)
+
+
 def is_solution(cell) -> bool:
     """A cell the student writes: code to fill in, or a written answer graded by hand."""
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))

@@ -20,7 +20,7 @@ from nbgrader.utils import compute_checksum
 from autograder.config import REPO_ROOT
 from autograder.grade import grade_all
 from autograder.grading import generate, make_course, read_scores
-from autograder.submissions import load_variants, solution_submission, variant_submission
+from autograder.submissions import find_cell, load_variants, solution_submission, variant_submission
 
 A = "02_forward_pass"
 CELL_TIMEOUT_S = 5
@@ -30,11 +30,7 @@ FULL = 20.0
 
 
 def _cell(nb, grade_id, solution=None):
-    for c in nb.cells:
-        meta = c.metadata.get("nbgrader", {})
-        if meta.get("grade_id") == grade_id and solution in (None, meta.get("solution")):
-            return c
-    raise KeyError(grade_id)
+    return find_cell(nb, grade_id, solution)
 
 
 def _append(nb, grade_id, code):

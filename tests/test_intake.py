@@ -34,7 +34,7 @@ from autograder.config import REPO_ROOT
 from autograder.grade import Worker, format_results, grade_all
 from autograder.grading import generate, make_course, read_scores
 from autograder.integrity import scan_notebook
-from autograder.submissions import load_variants, solution_submission, variant_submission
+from autograder.submissions import find_cell, load_variants, solution_submission, variant_submission
 
 A = "02_forward_pass"
 NB = f"{A}.ipynb"
@@ -58,11 +58,7 @@ def notebooks(tmp_path_factory):
 
 
 def _cell(nb, grade_id, solution=True):
-    for c in nb.cells:
-        meta = c.metadata.get("nbgrader", {})
-        if meta.get("grade_id") == grade_id and solution in (None, meta.get("solution")):
-            return c
-    raise KeyError(grade_id)
+    return find_cell(nb, grade_id, solution)
 
 
 def _append(nb, grade_id, code):
