@@ -166,7 +166,10 @@ def _numbers(text: str) -> list[float]:
 
 
 def _reveals(answer: float, text: str) -> bool:
-    """Whether ``text`` shows the number ``answer`` (to 3 significant digits, ints exactly)."""
+    """Whether ``text`` shows the number ``answer`` (to 3 significant digits, ints exactly).
+    Numbers of fewer than three significant digits (100, 47, 0.5) are too common to tell."""
+    if len(str(abs(answer)).replace(".", "").strip("0")) < 3:
+        return False
     if isinstance(answer, int | np.integer):
         return any(n == answer for n in _numbers(text))
     return any(abs(n - answer) <= 5e-4 * abs(answer) for n in _numbers(text)
