@@ -17,7 +17,7 @@ import ast
 import json
 from pathlib import Path
 
-from autograder.config import COMPANIONS
+from autograder.course import COMPANIONS
 from autograder.reference import solution_cells
 from autograder.submissions import strip_markers
 
@@ -69,13 +69,13 @@ def write_companion(source_root: Path, assignment: str) -> Path | None:
 
 def write_all(source_root: Path) -> list[Path]:
     """Write every assignment's ``course_layers.py`` (before running the source notebooks)."""
-    from autograder.config import ASSIGNMENTS
+    from autograder.course import ASSIGNMENTS
 
     return [p for a in ASSIGNMENTS if (p := write_companion(source_root, a))]
 
 
 if __name__ == "__main__":
-    from autograder.config import REPO_ROOT
+    from autograder.course import REPO_ROOT
 
     for path in write_all(REPO_ROOT / "source"):
         print(f"wrote {path.relative_to(REPO_ROOT)}")

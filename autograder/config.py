@@ -7,52 +7,22 @@ actually use. See ``../shared/NBGRADER_NOTES.md`` for why each one is set.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from traitlets.config import Config
 
-COURSE_ID = "rnn-course"
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-# Assignments in course order: every source/NN_name folder.
-# $RNNCOURSE_ASSIGNMENTS (space-separated) narrows it, e.g. to test one assignment while writing it.
-ASSIGNMENTS = sorted(
-    p.name for p in (REPO_ROOT / "source").glob("[0-9][0-9]_*") if p.is_dir()
-    if p.name in os.environ.get("RNNCOURSE_ASSIGNMENTS", p.name).split()
+# The course's facts live in autograder/course.py; they are re-exported here for the course's
+# nbgrader_config.py, the Makefile and the benchmarks, which read them from the config.
+from autograder.course import (  # noqa: E402, F401
+    ASSIGNMENTS,
+    CELL_TIMEOUT_S,
+    COMPANIONS,
+    COURSE_ID,
+    GRADING_ENV,
+    IGNORE_STDERR_PATTERN,
+    IOPUB_TIMEOUT_S,
+    REPO_ROOT,
 )
-
-# Later assignments that import earlier assignments' functions (see autograder/companions.py).
-COMPANIONS: dict[str, list[str]] = {
-    "03_bptt": ["02_forward_pass"],
-    "05_gru": ["02_forward_pass", "03_bptt"],
-    "06_lstm": ["02_forward_pass", "03_bptt", "05_gru"],
-    "07_bidirectional_deep": ["02_forward_pass", "03_bptt", "05_gru", "06_lstm"],
-    "08_char_language_model": ["02_forward_pass", "03_bptt", "06_lstm"],
-}
-
-# Seconds a single cell may run under autograde before it is interrupted and scores 0
-# ($RNNCOURSE_CELL_TIMEOUT overrides it, e.g. for the tests of runaway submissions).
-CELL_TIMEOUT_S = int(os.environ.get("RNNCOURSE_CELL_TIMEOUT", "120"))
-
-# Environment of the grading kernels: one BLAS thread each. The course's matrices are tiny and
-# grading runs one kernel per core; with OpenBLAS's default of a thread per core, the kernels'
-# threads fight over the cores (spinning, not computing). An instructor's own setting wins.
-GRADING_ENV = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-
-# Seconds nbgrader waits for a cell's remaining output after the kernel's reply (see configure()).
-IOPUB_TIMEOUT_S = 60
-
-# stderr output that is noise, not a wrong answer. nbgrader fails a test cell with any stderr
-# output; IgnorePattern drops a stderr output only if the pattern matches it (re.search), so the
-# pattern is anchored to cover the whole text: nothing but Python warnings (a "file:line: XWarning:
-# message" line, optionally followed by the indented source line), tqdm progress bars
-# ("\r 40%|####      | 4/10 [...]") and whitespace (tqdm's closing newline arrives as an output of
-# its own). Tracebacks are error outputs, never stderr text, so an exception always fails the cell.
-# Possessive quantifiers (Python 3.11+) keep the match linear in the length of the output.
-_WARNING = r"(?=[^\n]*(?:Warning|warn))[^\n]*+(?:\n  [^\n]*+)?+"
-_TQDM = r"(?:\r(?=[^\r\n]*\d%\|)[^\r\n]*+)++"
-IGNORE_STDERR_PATTERN = rf"\A(?:{_WARNING}|{_TQDM}|\s++)*+\Z"
 
 
 def configure(c: Config, root: str | Path) -> Config:
@@ -75,7 +45,7 @@ def configure(c: Config, root: str | Path) -> Config:
     c.IgnorePattern.enabled = True
     c.IgnorePattern.pattern = IGNORE_STDERR_PATTERN
     # Demonstration cells tagged "skip-when-grading" do not run under autograde (autograder/
-    # execute.py): nbgrader's own list of autograde steps, with its Execute replaced.
+    # preprocessors.py): nbgrader's own list of autograde steps, with its Execute replaced.
     from nbconvert.preprocessors import ClearMetadataPreprocessor
     from nbgrader.preprocessors import (
         AssignLatePenalties,
@@ -85,7 +55,7 @@ def configure(c: Config, root: str | Path) -> Config:
         SaveAutoGrades,
     )
 
-    from autograder.execute import ExecuteGradedCells
+    from autograder.preprocessors import ExecuteGradedCells
 
     c.Autograde.autograde_preprocessors = [
         ExecuteGradedCells, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
@@ -96,12 +66,12 @@ def configure(c: Config, root: str | Path) -> Config:
     # nested section applies to it alone) skips cells with the tag through nbclient's own
     # skip_cells_with_tag. Unlike ExecuteGradedCells it would skip a test cell a student tagged,
     # which only makes that student's own validation optimistic: autograde still runs it.
-    from autograder.execute import SKIP_TAG
+    from autograder.preprocessors import SKIP_TAG
 
     c.Validator.Execute.skip_cells_with_tag = SKIP_TAG
     # Feedback HTML without the hidden tests' source or tracebacks that quote them (nbgrader #917,
-    # #1363); see autograder/feedback.py.
-    from autograder.feedback import feedback_preprocessors
+    # #1363); see autograder/preprocessors.py.
+    from autograder.preprocessors import feedback_preprocessors
 
     c.GenerateFeedback.preprocessors = feedback_preprocessors()
     return c
@@ -109,3 +79,30 @@ def configure(c: Config, root: str | Path) -> Config:
 
 def make_config(root: str | Path) -> Config:
     return configure(Config(), root)
+
+
+def load_config(course_root: Path) -> Config:
+    """The nbgrader config of a course folder: its ``nbgrader_config.py`` if it has one (as
+    nbgrader itself reads it), else the course defaults of :mod:`autograder.config`."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    course_root = Path(course_root).resolve()
+    if (course_root / "nbgrader_config.py").is_file():
+        return PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
+    return make_config(course_root)
+
+
+def course_db(course_root: Path) -> tuple[str, str]:
+    """``(db_url, course_id)`` of a course folder."""
+    from nbgrader.coursedir import CourseDirectory
+
+    cfg = load_config(course_root)
+    if "root" not in cfg.CourseDirectory:
+        cfg.CourseDirectory.root = str(Path(course_root).resolve())
+    coursedir = CourseDirectory(config=cfg)
+    return coursedir.db_url, coursedir.course_id
+
+
+def db_url_of(course_root: Path) -> str:
+    """The gradebook URL the course's ``nbgrader_config.py`` sets (SQLite by default)."""
+    return course_db(course_root)[0]

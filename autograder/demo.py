@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from autograder.config import ASSIGNMENTS, REPO_ROOT
+from autograder.course import ASSIGNMENTS, REPO_ROOT
 from autograder.grade import format_results, grade_all
 from autograder.grading import format_table, read_scores, totals
 from autograder.submissions import load_variants, submissions_for, write_submission

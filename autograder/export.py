@@ -40,7 +40,7 @@ from collections import defaultdict
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-from traitlets.config import Config
+from autograder.config import course_db
 
 EPS = 1e-9
 
@@ -93,30 +93,6 @@ class DifficultyRow:
     @property
     def label(self) -> str:
         return f"{self.assignment}/{self.grade_id}"
-
-
-def load_config(course_root: Path) -> Config:
-    """The nbgrader config of a course folder: its ``nbgrader_config.py`` if it has one (as
-    nbgrader itself reads it), else the course defaults of :mod:`autograder.config`."""
-    from traitlets.config.loader import PyFileConfigLoader
-
-    from autograder.config import make_config
-
-    course_root = Path(course_root).resolve()
-    if (course_root / "nbgrader_config.py").is_file():
-        return PyFileConfigLoader("nbgrader_config.py", path=str(course_root)).load_config()
-    return make_config(course_root)
-
-
-def course_db(course_root: Path) -> tuple[str, str]:
-    """``(db_url, course_id)`` of a course folder."""
-    from nbgrader.coursedir import CourseDirectory
-
-    cfg = load_config(course_root)
-    if "root" not in cfg.CourseDirectory:
-        cfg.CourseDirectory.root = str(Path(course_root).resolve())
-    coursedir = CourseDirectory(config=cfg)
-    return coursedir.db_url, coursedir.course_id
 
 
 def _open_gradebook(db_url: str, course_id: str):
@@ -340,7 +316,7 @@ def plot_difficulty(summary: list[DifficultyRow], path: Path, top: int = 25) -> 
 def export(course_root: Path | None = None, out: Path | None = None, *, db_url: str | None = None,
            course_id: str | None = None, top: int = 25) -> dict[str, Path]:
     """Write the three CSVs and the PNG; returns ``{name: path}``."""
-    from autograder.config import REPO_ROOT
+    from autograder.course import REPO_ROOT
 
     course_root = Path(course_root or REPO_ROOT).resolve()
     if db_url is None or course_id is None:

@@ -7,7 +7,8 @@ notebook nbgrader would run, cell by cell, and scores it with nbgrader's own rul
 
 * the submission with the instructor's locked cells put back (test cells with their hidden tests,
   read-only cells), as nbgrader's ``OverwriteCells`` does from the gradebook;
-* ordinary cells tagged ``skip-when-grading`` left out, as ``autograder.execute`` does;
+* ordinary cells tagged ``skip-when-grading`` left out, as ``preprocessors.ExecuteGradedCells``
+  does;
 * each code cell run in an IPython shell with ``NBGRADER_EXECUTION=autograde`` in the notebook's
   release folder (companion modules beside it), its stderr and error kept as outputs;
 * nbgrader's ``IgnorePattern`` (the course's pattern) and ``utils.determine_grade`` decide each
@@ -39,7 +40,7 @@ import sys
 import time
 from pathlib import Path
 
-from autograder.config import GRADING_ENV, IGNORE_STDERR_PATTERN, REPO_ROOT
+from autograder.course import GRADING_ENV, IGNORE_STDERR_PATTERN, REPO_ROOT
 
 for _name, _value in GRADING_ENV.items():  # as in the grading kernels; before numpy loads BLAS
     os.environ.setdefault(_name, _value)
@@ -47,7 +48,7 @@ for _name, _value in GRADING_ENV.items():  # as in the grading kernels; before n
 import nbformat  # noqa: E402
 from IPython.core.interactiveshell import InteractiveShell  # noqa: E402
 
-from autograder.execute import skipped  # noqa: E402
+from autograder.preprocessors import skipped  # noqa: E402
 from autograder.submissions import (  # noqa: E402
     grade_id,
     is_solution,

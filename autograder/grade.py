@@ -61,9 +61,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from autograder import intake
-from autograder.config import COMPANIONS, GRADING_ENV
+from autograder.config import course_db, load_config
+from autograder.course import COMPANIONS, GRADING_ENV, REPO_ROOT, nbgrader_meta
 
-REPO = Path(__file__).resolve().parent.parent
 MAX_NOTEBOOK_BYTES = intake.MAX_NOTEBOOK_BYTES
 DEFAULT_JOB_TIMEOUT_S = 1800.0
 DEFAULT_MEMORY_LIMIT_MB = 4096
@@ -124,12 +124,6 @@ class Results(list):
 
 
 # --- the course -----------------------------------------------------------------------------------
-
-def db_url_of(course_root: Path) -> str:
-    """The gradebook URL the course's ``nbgrader_config.py`` sets (SQLite by default)."""
-    from autograder.export import course_db
-
-    return course_db(course_root)[0]
 
 
 def find_jobs(course_root: Path, assignments=None, students=None) -> list[Job]:
@@ -227,7 +221,7 @@ def ensure_gradebook(course_root: Path, db_url: str, course_id: str, assignments
 
 def _worker_env(memory_limit_mb: int | None, token: str | None = None) -> dict[str, str]:
     env = {**GRADING_ENV, **os.environ}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     if memory_limit_mb:
         env["RNNCOURSE_MEMORY_LIMIT_MB"] = str(memory_limit_mb)
@@ -415,7 +409,6 @@ def worker_main(root: str) -> None:
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
-    from autograder.export import load_config
 
     config = load_config(Path(root))
     api = NbGraderAPI(CourseDirectory(config=config), config=config)
@@ -515,7 +508,7 @@ def timed_out_cells(notebook: Path) -> list[str]:
     for i, cell in enumerate(nb["cells"]):
         for o in cell.get("outputs", []):
             if o.get("output_type") == "error" and o.get("ename") == "CellTimeoutError":
-                out.append(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                out.append(nbgrader_meta(cell).get("grade_id")
                            or f"cell {i}")
     return out
 
@@ -631,8 +624,6 @@ def grade_all(course_root: Path, assignments=None, students=None, workers: int |
               progress: bool = True) -> Results:
     """Autograde every submission (of ``assignments``/``students`` if given); see the module doc."""
     from tqdm.auto import tqdm
-
-    from autograder.export import course_db, load_config
 
     course_root = Path(course_root).resolve()
     main_db, course_id = course_db(course_root)

@@ -1,7 +1,9 @@
-"""Run nbgrader on a course folder and read the results back, per student and per graded cell.
+"""Course folders and nbgrader's command line: make a course folder, generate its release (``make
+release``), autograde it, read the scores back per student and per graded cell.
 
-Used by ``make demo`` and by the grading tests; both drive the real ``nbgrader`` command line the
-way an instructor does, with the course's own ``nbgrader_config.py``.
+Which is which: this module drives a course folder (``make release``, ``make demo``, the tests);
+:mod:`autograder.grade` is ``make grade``, the parallel grader itself. :func:`autograde` runs that
+same command, so tests and instructors share one autograde path.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from autograder.config import ASSIGNMENTS, GRADING_ENV
+from autograder.course import ASSIGNMENTS, GRADING_ENV, REPO_ROOT
 
 CONFIG_TEMPLATE = '''"""nbgrader config of a course folder made by make_course()."""
 from autograder.config import configure
@@ -22,17 +24,22 @@ configure(c, {root!r})
 '''
 
 
+def _command_env() -> dict[str, str]:
+    """The environment of the course's commands: the repository importable, the kernels' BLAS
+    settings, and the venv's bin first (nbgrader shells out to `alembic` for the gradebook
+    schema: it must find the venv's one)."""
+    env = {**GRADING_ENV, **os.environ}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
+    return env
+
+
 def nbgrader(course_root: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Run ``nbgrader <args>`` in ``course_root`` with the same interpreter as this process."""
-    env = {**GRADING_ENV, **os.environ}
-    repo = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (repo, env.get("PYTHONPATH")) if p)
-    # nbgrader shells out to `alembic` for the gradebook schema: it must find the venv's one.
-    env["PATH"] = os.pathsep.join((str(Path(sys.executable).parent), env.get("PATH", "")))
     return subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
         cwd=course_root,
-        env=env,
+        env=_command_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -61,9 +68,15 @@ def generate(course_root: Path, assignment: str) -> None:
         raise RuntimeError(f"generate_assignment {assignment} failed:\n{proc.stderr[-4000:]}")
 
 
-def autograde(course_root: Path, assignment: str) -> subprocess.CompletedProcess:
-    """Autograde every submitted student of ``assignment``; nbgrader keeps going past failures."""
-    return nbgrader(course_root, "autograde", assignment, "--force")
+def autograde(course_root: Path, assignment: str, workers: int = 1) -> subprocess.CompletedProcess:
+    """Autograde every submitted student of ``assignment`` the way instructors do: ``make
+    grade``'s command (``python -m autograder.grade``, intake, isolated workers, the merge into the
+    gradebook), so the tests and the instructors share one autograde path. Its exit code is 1
+    when a submission could not be graded; the summary is on stdout."""
+    return subprocess.run(
+        [sys.executable, "-m", "autograder.grade", assignment, "--course", str(course_root),
+         "--workers", str(workers)],
+        cwd=course_root, env=_command_env(), capture_output=True, text=True, timeout=3600)
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ def read_scores(course_root: Path, assignment: str) -> dict[str, dict[str, CellS
     """``{student: {grade_id: CellScore}}`` from the course's gradebook."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    from autograder.grade import db_url_of
+    from autograder.config import db_url_of
 
     db_url = db_url_of(course_root)  # what the course's nbgrader_config.py says (SQLite or not)
     out: dict[str, dict[str, CellScore]] = {}
@@ -124,8 +137,6 @@ def format_table(results: dict[str, dict[str, tuple[float, float]]]) -> str:
 
 def release(root: Path | None = None) -> None:
     """``make release``: regenerate ``release/`` for every assignment of the course."""
-    from autograder.config import REPO_ROOT
-
     root = Path(root or REPO_ROOT)
     for assignment in ASSIGNMENTS:
         generate(root, assignment)

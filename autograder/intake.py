@@ -48,6 +48,8 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from autograder.course import nbgrader_meta
+
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 TIMESTAMP_FILE = "timestamp.txt"
 # What nbgrader's parse_utc reads exactly (nbgrader's exchange writes this format too).
@@ -259,12 +261,6 @@ class Unreadable(ValueError):
 def _source(cell: dict) -> str:
     src = cell.get("source", "")
     return src if isinstance(src, str) else "".join(src)
-
-
-def nbgrader_meta(cell: dict) -> dict:
-    meta = cell.get("metadata", {}) if isinstance(cell, dict) else {}
-    nbg = meta.get("nbgrader") if isinstance(meta, dict) else None
-    return nbg if isinstance(nbg, dict) else {}
 
 
 def read_notebook(path: Path, name: str | None = None) -> tuple[dict, bytes, list[str]]:

@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy
 
+from autograder.course import nbgrader_meta
+
 _FRESH_MODULES = ("rnncourse.testing", "rnncourse.gradcheck")
 
 
@@ -82,7 +84,7 @@ def _helper_definitions(assignment: str):
 
     nb = json.loads(Path(notebook_path(assignment)).read_text(encoding="utf-8"))
     for cell in nb["cells"]:
-        if cell["cell_type"] != "code" or cell.get("metadata", {}).get("nbgrader"):
+        if cell["cell_type"] != "code" or nbgrader_meta(cell):
             continue
         src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
         try:
@@ -330,7 +332,7 @@ def scan_notebook(nb: dict, skip: frozenset[str] | set[str] = frozenset()) -> li
     for i, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") != "code":
             continue
-        meta = cell.get("metadata", {}).get("nbgrader", {}) or {}
+        meta = nbgrader_meta(cell)
         grade_id = meta.get("grade_id")
         if grade_id and grade_id in skip:
             continue

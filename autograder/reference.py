@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from autograder.course import COMPANIONS, REPO_ROOT, nbgrader_meta
+
 _ALLOWED = (ast.FunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom, ast.Assign, ast.AnnAssign)
 _cache: dict[tuple[Path, int], types.ModuleType] = {}
 
@@ -44,7 +45,7 @@ def notebook_path(assignment: str) -> Path:
 def solution_cells(nb: dict) -> Iterator[tuple[str, str]]:
     """Yield ``(grade_id, source)`` of every solution-only code cell, in order."""
     for cell in nb["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if cell["cell_type"] == "code" and meta.get("solution") and not meta.get("grade"):
             src = cell["source"]
             yield meta.get("grade_id", "?"), "".join(src) if isinstance(src, list) else src
@@ -64,8 +65,6 @@ def load_reference(assignment: str) -> types.ModuleType:
     module = types.ModuleType(f"reference_{assignment}")
     module.__file__ = str(path)
     module.__dict__["np"] = np
-    from autograder.config import COMPANIONS
-
     for earlier in COMPANIONS.get(assignment, []):
         previous = load_reference(earlier)
         module.__dict__.update(

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.course import nbgrader_meta
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -93,13 +95,13 @@ def _functions(code: str) -> list[str]:
 def answer_cells(assignment: str) -> list[tuple[str, str, list[str]]]:
     """``(grade_id, solution code, names of the functions it defines)`` of every autograded
     answer cell of the source notebook, in order; quiz answers define no function."""
-    from autograder.config import REPO_ROOT
+    from autograder.course import REPO_ROOT
 
     path = REPO_ROOT / "source" / assignment / f"{assignment}.ipynb"
     nb = json.loads(path.read_text(encoding="utf-8"))
     cells = []
     for cell in nb["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if cell["cell_type"] == "code" and meta.get("solution") and not meta.get("grade"):
             code = strip_markers("".join(cell["source"]) if isinstance(cell["source"], list)
                                  else cell["source"])
@@ -136,14 +138,14 @@ def generated_variants(assignment: str, skips: list[dict] = ()) -> list[Variant]
 
 
 def grade_id(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return nbgrader_meta(cell).get("grade_id")
 
 
 def find_cell(nb, grade_id_: str, solution: bool | None = None):
     """The cell of ``nb`` with nbgrader grade_id ``grade_id_`` (only a solution cell, or only a
     non-solution one, when ``solution`` is given). Raises KeyError when there is none."""
     for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
+        meta = nbgrader_meta(cell)
         if meta.get("grade_id") == grade_id_ and solution in (None, bool(meta.get("solution"))):
             return cell
     raise KeyError(grade_id_)
@@ -151,7 +153,7 @@ def find_cell(nb, grade_id_: str, solution: bool | None = None):
 
 def is_solution(cell) -> bool:
     """A cell the student writes: code to fill in, or a written answer graded by hand."""
-    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+    return bool(nbgrader_meta(cell).get("solution"))
 
 
 def strip_markers(code: str) -> str:

@@ -58,7 +58,7 @@ def test_a_loaded_machine_does_not_zero_a_whole_submission(tmp_path):
     ``iopub_timeout`` seconds after the kernel's reply. nbclient's 4 s default was too short on
     the 2-core CI machine: two unrelated submissions scored 0 everywhere in one run; a cell printing
     50,000 lines reproduces it under load. The configured grader must wait longer."""
-    from autograder.execute import ExecuteGradedCells
+    from autograder.preprocessors import ExecuteGradedCells
 
     executor = ExecuteGradedCells(config=make_config(tmp_path))
     assert executor.raise_on_iopub_timeout  # nbgrader's setting: a late output fails everything

@@ -23,6 +23,7 @@ import nbformat
 import pytest
 
 from autograder import feedback as fb
+from autograder import preprocessors as pp
 from autograder.config import REPO_ROOT
 from autograder.grading import (
     CONFIG_TEMPLATE,
@@ -221,7 +222,7 @@ def test_feedback_has_no_hidden_test_line(course, feedback, secrets):
     for student, page in feedback.items():
         text = html_text(page)
         assert not leaked(text, secrets), f"{student}'s feedback shows hidden test lines"
-        assert norm(fb.HIDDEN_NOTE) in text
+        assert norm(pp.HIDDEN_NOTE) in text
 
 
 @pytest.mark.parametrize("student", BUGS)
@@ -258,7 +259,7 @@ def test_feedback_is_written_despite_a_submitted_html_file(course, feedback):
 def test_control_without_the_preprocessor_hidden_lines_show(course, feedback, secrets, tmp_path):
     root, _ = course
     control = copy_course(root, tmp_path / "control", [BUG_HIDDEN], extra_config=(
-        "from autograder.feedback import HideHiddenTests\n"
+        "from autograder.preprocessors import HideHiddenTests\n"
         "c.GenerateFeedback.preprocessors = [\n"
         "    p for p in c.GenerateFeedback.preprocessors if p is not HideHiddenTests\n"
         "]\n"
@@ -267,7 +268,7 @@ def test_control_without_the_preprocessor_hidden_lines_show(course, feedback, se
     text = html_text(page)
     shown = leaked(text, secrets)
     assert len(shown) > len(secrets) // 2, "nbgrader's feedback should show the hidden tests"
-    assert norm(fb.HIDDEN_NOTE) not in text
+    assert norm(pp.HIDDEN_NOTE) not in text
 
 
 def test_control_html_in_submission_breaks_plain_generate_feedback(course, feedback, tmp_path):
@@ -359,20 +360,20 @@ def test_preprocessor_scrubs_every_output():
              "metadata": _meta("test_quiet", solution=False, grade=True, points=1, score=0.0)},
         ],
     })
-    nb, _ = fb.HideHiddenTests().preprocess(nb, {})
+    nb, _ = pp.HideHiddenTests().preprocess(nb, {})
     _, test, quiet = nb.cells
     assert secret not in test.source and "12345" not in test.source
-    assert test.source == f'assert f(1) == 1, "f(1)"\n{fb.HIDDEN_NOTE}'
+    assert test.source == f'assert f(1) == 1, "f(1)"\n{pp.HIDDEN_NOTE}'
     stream, display, error = test.outputs
-    assert stream.text == f"called from:\n{fb.REMOVED_LINE}\nok so far\n"
-    assert display.data["text/html"] == f"<pre>\n{fb.REMOVED_LINE}\n</pre>"
+    assert stream.text == f"called from:\n{pp.REMOVED_LINE}\nok so far\n"
+    assert display.data["text/html"] == f"<pre>\n{pp.REMOVED_LINE}\n</pre>"
     assert display.data["text/plain"] == "x"
     shown = ANSI.sub("", "\n".join(error.traceback))
     assert secret not in shown and "In[2]" not in shown
     assert shown.startswith("Test cell test_f failed: 0 / 2 points.")
     assert "It went wrong in your code:" in shown and "----> 2     return x" in shown
     assert shown.endswith("AssertionError: f(2) should be 4")
-    assert quiet.source == f'print("checks")\n{fb.HIDDEN_NOTE}'
+    assert quiet.source == f'print("checks")\n{pp.HIDDEN_NOTE}'
     assert "Test cell test_quiet failed: 0 / 1 points. It raised no error" in quiet.outputs[0].text
 
 
@@ -394,10 +395,10 @@ def test_preprocessor_leaves_a_students_own_marker_line_alone():
         ],
     })
     nb.cells[2].metadata.nbgrader["locked"] = True
-    nb, _ = fb.HideHiddenTests().preprocess(nb, {})
+    nb, _ = pp.HideHiddenTests().preprocess(nb, {})
     assert nb.cells[0].source == mine
     assert nb.cells[1].source.endswith("print('also mine')")
-    assert nb.cells[2].source == f"assert f(1) == 1\n{fb.HIDDEN_NOTE}"
+    assert nb.cells[2].source == f"assert f(1) == 1\n{pp.HIDDEN_NOTE}"
 
 
 def test_grading_notes_are_shown_at_the_top_of_the_feedback(tmp_path):
@@ -412,7 +413,7 @@ def test_grading_notes_are_shown_at_the_top_of_the_feedback(tmp_path):
     c = Config()
     c.CourseDirectory.root = str(tmp_path)
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
-    nb, _ = fb.GradingNotes(config=c).preprocess(
+    nb, _ = pp.GradingNotes(config=c).preprocess(
         nb, {"nbgrader": {"student": "kim", "assignment": A}})
     first = nb.cells[0]
     assert first.cell_type == "markdown" and "Grading notes" in first.source

@@ -136,11 +136,11 @@ def test_every_graded_function_has_a_plain_loops_alternative(assignment):
 
 
 def test_demonstration_cells_are_skipped_under_autograde(graded_course, generated_courses):
-    """Cells tagged skip-when-grading (autograder/execute.py) stay unexecuted in the autograded
+    """Cells tagged skip-when-grading (autograder/preprocessors.py) stay unexecuted in the graded
     notebook; everything else ran. The full marks of the solution show nothing graded needs them."""
     import json
 
-    from autograder.execute import SKIP_NOTE, skipped
+    from autograder.preprocessors import SKIP_NOTE, skipped
 
     n_skipped = 0
     for assignment, root in generated_courses.items():

@@ -285,7 +285,7 @@ def test_cell_rewriting_tricks_are_flagged_and_withheld(hostile):
     assert _total(cells) == 0 and all(c.needs_manual_grade for c in cells.values())
     from nbgrader.api import Gradebook
 
-    from autograder.grade import db_url_of
+    from autograder.config import db_url_of
 
     with Gradebook(db_url_of(hostile["course"])) as gb:
         nb = gb.find_submission_notebook(A, A, "blanked_later_cells")

@@ -14,8 +14,8 @@ import nbformat
 import pytest
 
 from autograder.config import ASSIGNMENTS, REPO_ROOT
-from autograder.execute import SKIP_NOTE, skipped
 from autograder.grading import autograde, nbgrader, read_scores
+from autograder.preprocessors import SKIP_NOTE, skipped
 from autograder.submissions import solution_submission, write_submission
 
 A = "01_notation"
