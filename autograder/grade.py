@@ -622,7 +622,23 @@ def grade_all(course_root: Path, assignments=None, students=None, workers: int |
               job_timeout: float = DEFAULT_JOB_TIMEOUT_S,
               memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
               progress: bool = True) -> Results:
-    """Autograde every submission (of ``assignments``/``students`` if given); see the module doc."""
+    """Autograde every submission (of ``assignments``/``students`` if given); see the module doc.
+
+    SQLAlchemy's SAWarnings, which nbgrader's Gradebook API raises on every merge, are noise in
+    the instructor's terminal (they interleave with the progress bar); they are silenced here.
+    """
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=SAWarning)
+        return _grade_all(course_root, assignments, students, workers, job_timeout,
+                          memory_limit_mb, progress)
+
+
+def _grade_all(course_root: Path, assignments, students, workers: int | None,
+               job_timeout: float, memory_limit_mb: int | None, progress: bool) -> Results:
     from tqdm.auto import tqdm
 
     course_root = Path(course_root).resolve()
@@ -888,11 +904,6 @@ def main(argv=None) -> int:
     if args.worker:
         worker_main(args.worker)
         return 0
-    import warnings
-
-    from sqlalchemy.exc import SAWarning
-
-    warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's API, noise in the summary
     t0 = time.perf_counter()
     try:
         results = grade_all(Path(args.course), args.assignments or None, args.student,
