@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -52,16 +53,26 @@ def main(root: Path = REPO_ROOT) -> int:
     if failed:
         print(format_results(failed), file=sys.stderr)
         return 1
+    pending: dict[str, dict[str, float]] = {}
     for assignment, cast in casts.items():
         scores = read_scores(root, assignment)
         results[assignment] = {s: t for s, t in totals(scores).items() if s in cast}
+        pending[assignment] = {s: sum(c.max_score for c in cells.values() if c.needs_manual_grade)
+                               for s, cells in scores.items() if s in cast}
     print()
     print("Example students:")
     for student in sorted({s for c in casts.values() for s in c}):
-        what = ", ".join(f"{a}: {c[student]}" for a, c in casts.items() if student in c)
-        print(f"  {student:7s} {what}")
+        handed = {c[student] for c in casts.values() if student in c}
+        if handed <= {"solution", "blank"}:
+            what = {"solution": "the instructor's solution", "blank": "the untouched release"}
+            print(f"  {student:7s} {what[handed.pop()]} in every assignment")
+            continue
+        what = ", ".join(f"{a.split('_')[0]}:{c[student]}" for a, c in casts.items()
+                         if student in c)
+        print(textwrap.fill(what, 100, initial_indent=f"  {student:7s} ",
+                            subsequent_indent=" " * 10))
     print()
-    print(format_table(results))
+    print(format_table(results, pending))
     print(f"\nGradebook: {root / 'gradebook.db'}  ({time.perf_counter() - start:.0f} s)")
     return 0
 

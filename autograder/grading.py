@@ -114,24 +114,42 @@ def totals(scores: dict[str, dict[str, CellScore]]) -> dict[str, tuple[float, fl
     }
 
 
-def format_table(results: dict[str, dict[str, tuple[float, float]]]) -> str:
-    """A plain-text table: one row per student, one column per assignment, plus the total."""
+def format_table(results: dict[str, dict[str, tuple[float, float]]],
+                 pending: dict[str, dict[str, float]] | None = None) -> str:
+    """A plain-text table for a terminal of 100 columns: one row per student, one column per
+    assignment (headed by its number, named in a legend above), plus the total.
+
+    results: ``{assignment: {student: (score, max_score)}}``.
+    pending: ``{assignment: {student: points}}`` of written answers still to be graded by hand;
+    such cells get a ``*`` and a footnote, so a pending point does not read as a lost one.
+    """
+    import textwrap
+
     assignments = [a for a in ASSIGNMENTS if a in results]
     students = sorted({s for per in results.values() for s in per})
-    head = ["student", *assignments, "total"]
-    rows = []
+    pending = pending or {}
+    head = ["student", *(a.split("_")[0] for a in assignments), "total"]
+    rows, waiting = [], 0.0
     for student in students:
-        row, got, cap = [student], 0.0, 0.0
+        row, got, cap, open_ = [student], 0.0, 0.0, 0.0
         for a in assignments:
             score, max_score = results[a].get(student, (0.0, 0.0))
-            row.append(f"{score:g}/{max_score:g}" if max_score else "-")
-            got, cap = got + score, cap + max_score
-        row.append(f"{got:g}/{cap:g}")
+            todo = pending.get(a, {}).get(student, 0.0)
+            row.append((f"{score:g}/{max_score:g}" + ("*" if todo else "")) if max_score else "-")
+            got, cap, open_ = got + score, cap + max_score, open_ + todo
+        row.append(f"{got:g}/{cap:g}" + ("*" if open_ else ""))
+        waiting += open_
         rows.append(row)
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     fmt = "  ".join(f"{{:{'<' if i == 0 else '>'}{w}}}" for i, w in enumerate(widths))
-    lines = [fmt.format(*head), fmt.format(*("-" * w for w in widths))]
+    legend = ", ".join(f"{a.split('_', 1)[0]} {a.split('_', 1)[-1].replace('_', ' ')}"
+                       for a in assignments)
+    lines = textwrap.wrap(f"Assignments: {legend}", 100)
+    lines += ["", fmt.format(*head), fmt.format(*("-" * w for w in widths))]
     lines += [fmt.format(*r) for r in rows]
+    if waiting:
+        lines += ["", "* includes written answers still to be graded by hand in the formgrader "
+                  "(they count 0 until then)"]
     return "\n".join(lines)
 
 
