@@ -35,20 +35,21 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
+from rnncourse.testing import pristine
+
 KINDS = ("scribble", "copies", "views", "float32")
 
 
-def _map_arrays(value, fn):
-    """``value`` with every ndarray (through tuples, lists and dicts) replaced by ``fn(array)``."""
-    if isinstance(value, np.ndarray):
-        return fn(value)
+def _map_leaves(value, fn):
+    """``value`` with every leaf (anything but a tuple, list or dict, through those) replaced by
+    ``fn(leaf)``."""
     if isinstance(value, tuple):
-        return tuple(_map_arrays(v, fn) for v in value)
+        return tuple(_map_leaves(v, fn) for v in value)
     if isinstance(value, list):
-        return [_map_arrays(v, fn) for v in value]
+        return [_map_leaves(v, fn) for v in value]
     if isinstance(value, dict):
-        return {k: _map_arrays(v, fn) for k, v in value.items()}
-    return value
+        return {k: _map_leaves(v, fn) for k, v in value.items()}
+    return fn(value)
 
 
 def _scribble_on(value) -> None:
@@ -75,7 +76,7 @@ def scribble(function: Callable, student_functions: Iterable[str] = ()) -> Calla
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        result = _map_arrays(function(*args, **kwargs), np.copy)
+        result = pristine(function(*args, **kwargs))
         if sys._getframe(1).f_code.co_name not in own:
             _scribble_on(args)
             _scribble_on(kwargs)
@@ -89,12 +90,14 @@ def copies(function: Callable, student_functions: Iterable[str] = ()) -> Callabl
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        return _map_arrays(function(*args, **kwargs), np.copy)
+        return pristine(function(*args, **kwargs))
 
     return wrapper
 
 
-def _strided_view(a: np.ndarray) -> np.ndarray:
+def _strided_view(a):
+    if not isinstance(a, np.ndarray):
+        return a
     buffer = np.zeros((*a.shape, 2), dtype=a.dtype)
     buffer[..., 0] = a
     return buffer[..., 0]
@@ -105,22 +108,17 @@ def views(function: Callable, student_functions: Iterable[str] = ()) -> Callable
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        return _map_arrays(function(*args, **kwargs), _strided_view)
+        return _map_leaves(function(*args, **kwargs), _strided_view)
 
     return wrapper
 
 
 def _single(value):
+    """A float64 array or a float as float32; any other leaf as it is."""
     if isinstance(value, np.ndarray) and value.dtype == np.float64:
         return value.astype(np.float32)
     if isinstance(value, float | np.float64):
         return np.float32(value)
-    if isinstance(value, tuple):
-        return tuple(_single(v) for v in value)
-    if isinstance(value, list):
-        return [_single(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _single(v) for k, v in value.items()}
     return value
 
 
@@ -129,11 +127,13 @@ def float32(function: Callable, student_functions: Iterable[str] = ()) -> Callab
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        args = tuple(_single(a) if isinstance(a, np.ndarray | list | tuple | dict) else a
-                     for a in args)
-        kwargs = {k: _single(v) if isinstance(v, np.ndarray | list | tuple | dict) else v
-                  for k, v in kwargs.items()}
-        return _single(function(*args, **kwargs))
+        # scalar arguments (a max_norm, a temperature) stay as given; arrays, and floats inside
+        # containers, become float32
+        args = tuple(_map_leaves(a, _single) if isinstance(a, np.ndarray | list | tuple | dict)
+                     else a for a in args)
+        kwargs = {k: _map_leaves(v, _single) if isinstance(v, np.ndarray | list | tuple | dict)
+                  else v for k, v in kwargs.items()}
+        return _map_leaves(function(*args, **kwargs), _single)
 
     return wrapper
 

@@ -13,7 +13,7 @@ from traitlets.config import Config
 
 # The course's facts live in autograder/course.py; they are re-exported here for the course's
 # nbgrader_config.py, the Makefile and the benchmarks, which read them from the config.
-from autograder.course import (  # noqa: E402, F401
+from autograder.course import (  # noqa: F401
     ASSIGNMENTS,
     CELL_TIMEOUT_S,
     COMPANIONS,

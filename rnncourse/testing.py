@@ -189,12 +189,10 @@ def _describe_axes(bad: np.ndarray, time_axis: int | None, blocks: Sequence[str]
             verb = "is" if len(right) == 1 else "are"
             parts.append(f"time steps t = {_ranges(wrong)} differ, t = {_ranges(right)} {verb} "
                          "right")
-            if not recurrent:
-                pass
-            elif list(right) == [T - 1]:
+            if recurrent and list(right) == [T - 1]:
                 parts.append("only the last step is right: is the gradient carried back from "
                              "step t + 1 (dh_prev of the step after) missing?")
-            elif list(right) == [0] and T > 1:
+            elif recurrent and list(right) == [0] and T > 1:
                 parts.append("only the first step is right: is the state carried forward from "
                              "step t - 1 used?")
     if blocks and bad.ndim > block_axis and bad.shape[block_axis] % len(blocks) == 0:
