@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from autograder import intake
+from autograder import intake, sandbox
 from autograder.config import course_db, load_config
 from autograder.course import COMPANIONS, GRADING_ENV, REPO_ROOT, nbgrader_meta
 
@@ -82,6 +82,12 @@ c.merge(PyFileConfigLoader("nbgrader_config.py", path={course!r}).load_config())
 c.CourseDirectory.root = {root!r}
 if {db_url!r}:
     c.CourseDirectory.db_url = {db_url!r}
+# The kernel's sandbox (autograder/sandbox.py): its own uid, and the job's limits as a backstop.
+c.SandboxedKernelManager.enabled = {sandbox!r}
+c.SandboxedKernelManager.uid = {uid!r}
+c.SandboxedKernelManager.wall_s = {wall_s!r}
+c.SandboxedKernelManager.cpu_s = {cpu_s!r}
+c.SandboxedKernelManager.memory_mb = {memory_mb!r}
 '''
 
 
@@ -245,8 +251,12 @@ class Worker:
     """One ``python -m autograder.grade --worker`` process and its own course folder."""
 
     def __init__(self, course_root: Path, base: Path, index: int, sqlite: bool,
-                 memory_limit_mb: int | None, submitted: Path | None = None):
+                 memory_limit_mb: int | None, submitted: Path | None = None,
+                 isolated: bool = True, job_timeout: float = DEFAULT_JOB_TIMEOUT_S):
         self.course_root = Path(course_root).resolve()
+        self.index = index
+        self.isolated = isolated
+        self.job_timeout = job_timeout
         self.root = base / f"worker-{index}"
         self.sqlite = sqlite
         self.memory_limit_mb = memory_limit_mb
@@ -269,8 +279,12 @@ class Worker:
             db = self.root / "gradebook.db"
             shutil.copyfile(self.course_root / "gradebook.db", db)
             db_url = f"sqlite:///{db}"
+        uid = sandbox.default_uid(self.index)
         (self.root / "nbgrader_config.py").write_text(WORKER_CONFIG.format(
-            course=str(self.course_root), root=str(self.root), db_url=db_url))
+            course=str(self.course_root), root=str(self.root), db_url=db_url,
+            sandbox=self.isolated, uid=-1 if uid is None else uid,
+            wall_s=self.job_timeout + 30, cpu_s=int(self.job_timeout) + 30,
+            memory_mb=self.memory_limit_mb or 0))
 
     def start(self) -> None:
         self._buffer = b""
@@ -621,7 +635,7 @@ def _failure_reason(result: dict) -> str:
 def grade_all(course_root: Path, assignments=None, students=None, workers: int | None = None,
               job_timeout: float = DEFAULT_JOB_TIMEOUT_S,
               memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
-              progress: bool = True) -> Results:
+              progress: bool = True, isolated: bool = True) -> Results:
     """Autograde every submission (of ``assignments``/``students`` if given); see the module doc.
 
     SQLAlchemy's SAWarnings, which nbgrader's Gradebook API raises on every merge, are noise in
@@ -634,11 +648,12 @@ def grade_all(course_root: Path, assignments=None, students=None, workers: int |
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=SAWarning)
         return _grade_all(course_root, assignments, students, workers, job_timeout,
-                          memory_limit_mb, progress)
+                          memory_limit_mb, progress, isolated)
 
 
 def _grade_all(course_root: Path, assignments, students, workers: int | None,
-               job_timeout: float, memory_limit_mb: int | None, progress: bool) -> Results:
+               job_timeout: float, memory_limit_mb: int | None, progress: bool,
+               isolated: bool) -> Results:
     from tqdm.auto import tqdm
 
     course_root = Path(course_root).resolve()
@@ -651,6 +666,9 @@ def _grade_all(course_root: Path, assignments, students, workers: int | None,
     infos: dict[str, intake.AssignmentInfo | None] = {}
     todo: queue.Queue[Job] = queue.Queue()
     course_notes: list[str] = []
+    why = sandbox.unavailable() if isolated else "--no-sandbox"
+    if why and jobs:
+        course_notes.append(f"STUDENT CODE WAS NOT ISOLATED: kernels ran with your rights ({why})")
     bar = tqdm(total=len(jobs), desc="autograding", unit="submission", disable=not progress)
 
     with tempfile.TemporaryDirectory(prefix="rnncourse-grading-") as tmp:
@@ -673,8 +691,9 @@ def _grade_all(course_root: Path, assignments, students, workers: int | None,
         ready = [job for job in jobs if job not in results]
         if ready:
             try:
-                course_notes, failed = ensure_gradebook(
+                notes, failed = ensure_gradebook(
                     course_root, main_db, course_id, {j.assignment for j in ready}, tmp)
+                course_notes += notes
             except Exception as err:  # noqa: BLE001 - reported for every submission
                 failed = {j.assignment: f"the gradebook {main_db} cannot be used: "
                           f"{type(err).__name__}: {err}" for j in ready}
@@ -686,7 +705,7 @@ def _grade_all(course_root: Path, assignments, students, workers: int | None,
                 else:
                     todo.put(job)
         _run_workers(course_root, main_db, sqlite, todo, subs, results, workers, job_timeout,
-                     memory_limit_mb, tmp, stage, bar)
+                     memory_limit_mb, tmp, stage, bar, isolated)
     bar.close()
     out = []
     for job in jobs:
@@ -698,7 +717,7 @@ def _grade_all(course_root: Path, assignments, students, workers: int | None,
 
 
 def _run_workers(course_root, main_db, sqlite, todo, subs, results, workers, job_timeout,
-                 memory_limit_mb, tmp, stage, bar) -> None:
+                 memory_limit_mb, tmp, stage, bar, isolated) -> None:
     pending = set(todo.queue)
     if not pending:
         return
@@ -706,7 +725,7 @@ def _run_workers(course_root, main_db, sqlite, todo, subs, results, workers, job
     done: queue.Queue[tuple[Job, dict, float, Worker, threading.Event]] = queue.Queue()
     problems: list[str] = []  # why workers stopped for good
     stop = threading.Event()
-    pool = [Worker(course_root, tmp, i, sqlite, memory_limit_mb, stage)
+    pool = [Worker(course_root, tmp, i, sqlite, memory_limit_mb, stage, isolated, job_timeout)
             for i in range(n_workers)]
 
     def serve(worker: Worker, index: int) -> None:
@@ -899,6 +918,9 @@ def main(argv=None) -> int:
                         help="wall-clock seconds per submission before it is killed")
     parser.add_argument("--memory-limit", type=int, default=DEFAULT_MEMORY_LIMIT_MB,
                         help="address-space limit of each kernel in MB (0: none)")
+    parser.add_argument("--no-sandbox", action="store_true",
+                        help="run kernels without the sandbox (only to measure its cost; "
+                        "student code then runs with your rights)")
     parser.add_argument("--worker", metavar="ROOT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -907,7 +929,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     try:
         results = grade_all(Path(args.course), args.assignments or None, args.student,
-                            args.workers, args.job_timeout, args.memory_limit or None)
+                            args.workers, args.job_timeout, args.memory_limit or None,
+                            isolated=not args.no_sandbox)
     except Exception as err:  # noqa: BLE001 - a clear line, not a traceback, for the instructor
         print(f"make grade: {type(err).__name__}: {err}", file=sys.stderr)
         return 2

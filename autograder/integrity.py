@@ -17,12 +17,13 @@ exceptions that mark a failed test (NBGRADER_NOTES.md). The course defends in th
 3. :func:`scan_notebook` reads a submitted notebook's code (parsed, not pattern-matched: a type
    annotation or any ordinary use of numpy is not flagged) for the tricks the first two layers
    cannot see (input transformers that rewrite later cells, event hooks, patching of modules or
-   builtins, code run from strings); ``autograder.grade`` flags such submissions in the
+   builtins, code run from strings, reading the reference solution the sandboxed kernel holds
+   for the hidden tests); ``autograder.grade`` flags such submissions in the
    gradebook for a person to review, once per submission: a regrade of the same notebook keeps
    the reviewer's decision.
 
-This is a defence against the common tricks, not a sandbox: a determined attacker with the course's
-source can go further, which is why flagged submissions go to a person.
+This is a defence against the common tricks inside the student's own kernel; what keeps that
+kernel from everything else is the sandbox (:mod:`autograder.sandbox`).
 """
 
 from __future__ import annotations
@@ -154,6 +155,11 @@ _HOOKS = {
 }
 _HOOK_WORDS = re.compile(r"\b(?:" + "|".join(re.escape(w) for w in _HOOKS) + r")\b")
 _RUNS_STRINGS = {"exec", "eval", "compile"}
+# A graded kernel can read the reference solution (autograder/sandbox.py); a submission's own code
+# has no reason to name it or to import the modules that load it.
+_REFERENCE_WORDS = re.compile(r"/grading\b|RNNCOURSE_SOURCE|load_reference")
+_REFERENCE_MODULES = {"autograder.reference", "autograder.hidden"}
+_READS_REFERENCE = "reads the reference solution of the hidden tests"
 _MUTATORS = {"pop", "popitem", "update", "setdefault", "clear", "__setitem__", "__delitem__"}
 
 
@@ -266,6 +272,23 @@ class _Scanner(ast.NodeVisitor):
     def visit_Name(self, node):
         if node.id == "__builtins__":
             self.found.append((_HOOKS["__builtins__"], node))
+
+    # -- the reference the hidden tests compare with (autograder/sandbox.py) --------------------
+
+    def visit_Constant(self, node):
+        if isinstance(node.value, str) and _REFERENCE_WORDS.search(node.value):
+            self.found.append((_READS_REFERENCE, node))
+
+    def visit_Import(self, node):
+        if any(item.name in _REFERENCE_MODULES for item in node.names):
+            self.found.append((_READS_REFERENCE, node))
+
+    def visit_ImportFrom(self, node):
+        if node.level or not node.module:
+            return
+        names = {f"{node.module}.{item.name}" for item in node.names} | {node.module}
+        if names & _REFERENCE_MODULES:
+            self.found.append((_READS_REFERENCE, node))
 
     def visit_Call(self, node):
         func = node.func

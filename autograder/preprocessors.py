@@ -277,7 +277,26 @@ def skipped(cell) -> bool:
 
 
 class ExecuteGradedCells(Execute):
-    """Execute every cell except the tagged demonstration cells (see the module docstring)."""
+    """Execute every cell except the tagged demonstration cells (see the module docstring), in a
+    kernel that :class:`autograder.sandbox.SandboxedKernelManager` starts in the sandbox."""
+
+    _assignment = ""
+
+    def __init__(self, *args, **kwargs):
+        from autograder.sandbox import SandboxedKernelManager
+
+        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        super().__init__(*args, **kwargs)
+
+    def preprocess(self, nb, resources=None, *args, **kwargs):
+        self._assignment = ((resources or {}).get("nbgrader") or {}).get("assignment", "")
+        return super().preprocess(nb, resources, *args, **kwargs)
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if self._assignment and km.has_trait("assignment"):
+            km.assignment = self._assignment  # whose reference the sandbox gets
+        return km
 
     def preprocess_cell(self, cell, resources, index):
         if skipped(cell):

@@ -51,6 +51,23 @@ def solution_cells(nb: dict) -> Iterator[tuple[str, str]]:
             yield meta.get("grade_id", "?"), "".join(src) if isinstance(src, list) else src
 
 
+def write_kernel_source(assignments, dest: Path) -> None:
+    """Write, for each of ``assignments``, ``dest/<a>/<a>.ipynb``: its source notebook reduced to
+    what :func:`load_reference` and :func:`autograder.integrity.protect` read (the solution code
+    cells and the instructor's helper cells). A sandboxed grading kernel gets this folder as its
+    ``$RNNCOURSE_SOURCE`` (autograder/sandbox.py): the reference without the tests, the hidden
+    tests, the model answers of written questions or any other assignment."""
+    for assignment in assignments:
+        nb = json.loads(notebook_path(assignment).read_text(encoding="utf-8"))
+        keep = [cell for cell in nb["cells"] if cell["cell_type"] == "code" and (
+            not nbgrader_meta(cell)
+            or (nbgrader_meta(cell).get("solution") and not nbgrader_meta(cell).get("grade")))]
+        folder = Path(dest) / assignment
+        folder.mkdir(parents=True, exist_ok=True)
+        reduced = {**nb, "cells": [{**c, "outputs": [], "execution_count": None} for c in keep]}
+        (folder / f"{assignment}.ipynb").write_text(json.dumps(reduced), encoding="utf-8")
+
+
 def load_reference(assignment: str) -> types.ModuleType:
     """Return a module holding the reference solution of ``assignment``.
 

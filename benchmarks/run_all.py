@@ -5,7 +5,8 @@ Runs, one after the other so that they do not compete for the two cores:
 * ``layers_vs_torch.py``: RNN/GRU/LSTM forward + backward, course references vs ``torch.nn``;
 * ``char_rnn_throughput.py``: char-RNN training, batched NumPy vs an unbatched baseline vs torch;
 * ``nbval_time.py``: nbval wall time of every solution notebook;
-* ``grading_throughput.py``: autograding a class of 20 students, sequential vs parallel.
+* ``grading_throughput.py``: autograding a class of 20 students, sequential vs parallel, and
+  parallel without the kernels' sandbox (its overhead).
 
 Each writes its figures as JSON into build/bench/; this script prints one Markdown table of the
 headline figures against the course's targets, with the machine facts, followed by each script's
@@ -95,6 +96,9 @@ def summary(figures: dict) -> str:
                          "met" if r["per_student_s"] < 60 else "missed"))
         rows.append(("autograde speedup, parallel / sequential", f"{grading['speedup']:.2f}x",
                      "–", ""))
+        if "sandbox_overhead_s" in grading:
+            rows.append(("grading kernels' sandbox, overhead per submission",
+                         f"{grading['sandbox_overhead_s']:+.2f} s", "–", ""))
     lines = ["| figure | measured | target | |", "|---|---:|---:|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines)

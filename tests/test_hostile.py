@@ -12,11 +12,13 @@ from __future__ import annotations
 import copy
 import json
 import os
+import socket
 
 import nbformat
 import pytest
 from nbgrader.utils import compute_checksum
 
+from autograder import sandbox
 from autograder.config import REPO_ROOT
 from autograder.grade import grade_all
 from autograder.grading import generate, make_course, read_scores
@@ -27,6 +29,11 @@ CELL_TIMEOUT_S = 5
 JOB_TIMEOUT_S = 45
 MEMORY_LIMIT_MB = 2048
 FULL = 20.0
+
+
+# A loopback service on the grader's machine that a submission must not reach.
+LISTENER = socket.create_server(("127.0.0.1", 0))
+LISTENER.settimeout(0.2)
 
 
 def _cell(nb, grade_id, solution=None):
@@ -129,6 +136,94 @@ def _build(src, rel):
     return s, sol, softmax_bug()
 
 
+# --- submissions that try to get out of their sandbox (issue 14) ---------------------------------
+# Each is the solution with extra code in its softmax cell that tries something and prints LEAK
+# (with what it got) if it worked; each must still get full marks. `{course}`, `{repo}` and `{port}`
+# are filled in: a determined student knows the course's layout from its README.
+TRIES = """
+def _try(what, fn):
+    try:
+        got = fn()
+    except BaseException as err:
+        print("blocked:", what, type(err).__name__)
+    else:
+        print("LEAK:", what, repr(got)[:2000])
+"""
+ESCAPES = {
+    # the issue's curious student: classmates' work, the gradebook, the instructor's notebooks
+    "peeking": TRIES + """
+import glob, os, sqlite3
+_try("list ../../../submitted", lambda: os.listdir("../../../submitted"))
+_try("list the course's submitted/", lambda: os.listdir("{course}/submitted"))
+_try("read a classmate", lambda: open("{course}/submitted/ada/{a}/{a}.ipynb").read())
+_try("query the gradebook", lambda: sqlite3.connect("file:{course}/gradebook.db?mode=ro",
+     uri=True).execute("SELECT * FROM student").fetchall())
+_try("../../../gradebook.db", lambda: open("../../../gradebook.db", "rb").read(100))
+_try("source notebooks", lambda: [open(p).read() for p in glob.glob("{course}/source/*/*.ipynb")]
+     or 1 / 0)
+_try("../../../source", lambda: os.listdir("../../../source"))
+_try("the repository's source", lambda: open("{repo}/source/{a}/{a}.ipynb").read())
+_try("the fixtures", lambda: os.listdir("{repo}/autograder/fixtures"))
+""",
+    "writer": TRIES + """
+_try("append to the gradebook", lambda: open("{course}/gradebook.db", "ab").write(b"x"))
+_try("plant in the course", lambda: open("{course}/planted.txt", "w").write("x"))
+_try("plant in a classmate's folder",
+     lambda: open("{course}/submitted/ada/{a}/planted.txt", "w").write("x"))
+_try("plant in the repository", lambda: open("{repo}/planted.txt", "w").write("x"))
+_try("plant in ../..", lambda: open("../../planted.txt", "w").write("x"))
+""",
+    "network": TRIES + """
+import socket
+_try("connect to the grader's machine", lambda: socket.create_connection(("127.0.0.1", {port}),
+     timeout=3))
+_try("connect to the internet", lambda: socket.create_connection(("pypi.org", 443), timeout=3))
+""",
+    # processes that fork until something stops them; the children keep trying
+    "fork_bomb": """
+import os, time
+def _bomb():
+    made = 0
+    try:
+        while True:
+            if os.fork() == 0:
+                while True:
+                    try:
+                        os.fork()
+                    except OSError:
+                        time.sleep(0.2)
+            made += 1
+    except OSError as err:
+        print(f"fork bomb stopped after {{made}} processes: {{type(err).__name__}}")
+_bomb()
+""",
+    "proc_and_env": TRIES + """
+import glob, os
+# the grader's processes (its own sandbox's bwrap is visible, and its command line lists the mounts)
+_try("the grader's processes", lambda: [
+     c for c in (open(p).read() for p in glob.glob("/proc/[0-9]*/cmdline"))
+     if any(w in c for w in ("autograder.grade", "pytest", "nbgrader", "jupyter"))] or 1 / 0)
+for _path in glob.glob("/proc/[0-9]*/environ"):
+    try:
+        print(_path, open(_path).read())
+    except OSError as err:
+        print(_path, type(err).__name__)
+print(dict(os.environ))
+""",
+}
+SECRET = "grader-secret-7f3a"  # in the grader's environment while it grades
+
+
+def _escapes(sol, course, port):
+    out = {}
+    for student, code in ESCAPES.items():
+        filled = code.replace("{course}", str(course)).replace("{repo}", str(REPO_ROOT))
+        filled = filled.replace("{a}", A).replace("{port}", str(port))
+        out[student] = _append(copy.deepcopy(sol), "softmax", filled.replace("{{", "{")
+                               .replace("}}", "}"))
+    return out
+
+
 def _write(course, student, content):
     folder = course / "submitted" / student / A
     folder.mkdir(parents=True, exist_ok=True)
@@ -144,12 +239,15 @@ def _write(course, student, content):
 def hostile(tmp_path_factory):
     """The course after each grading round, and what each round returned."""
     os.environ["RNNCOURSE_CELL_TIMEOUT"] = str(CELL_TIMEOUT_S)
+    os.environ["RNNCOURSE_TEST_SECRET"] = SECRET
     try:
         course = make_course(tmp_path_factory.mktemp("hostile") / "course", REPO_ROOT / "source")
         generate(course, A)
         src = nbformat.read(course / "source" / A / f"{A}.ipynb", as_version=4)
         rel = nbformat.read(course / "release" / A / f"{A}.ipynb", as_version=4)
         students, sol, bug = _build(src, rel)
+        if not sandbox.unavailable():  # never run a fork bomb without the sandbox's limits
+            students |= _escapes(sol, course, LISTENER.getsockname()[1])
         kw = dict(workers=2, job_timeout=JOB_TIMEOUT_S, memory_limit_mb=MEMORY_LIMIT_MB,
                   progress=False)
         _write(course, "ada", sol)
@@ -168,7 +266,7 @@ def hostile(tmp_path_factory):
         late = grade_all(course, [A], students=["late"], **kw)
         final = read_scores(course, A)
     finally:
-        del os.environ["RNNCOURSE_CELL_TIMEOUT"]
+        del os.environ["RNNCOURSE_CELL_TIMEOUT"], os.environ["RNNCOURSE_TEST_SECRET"]
     return dict(course=course, first=first, before=before, results=second, after=after,
                 again=again, rerun=rerun, late=late, final=final)
 
@@ -346,3 +444,64 @@ def test_feedback_names_the_cell_that_timed_out(hostile):
     html = (hostile["course"] / "feedback" / "loop_in_function" / A / f"{A}.html").read_text()
     assert "Test cell test_sigmoid failed" in html
     assert "CellTimeoutError" in html
+
+
+# --- isolation (issue 14) -------------------------------------------------------------------------
+
+def _outputs(hostile, student) -> str:
+    """The text the submission printed (stream outputs; not images, whose base64 may hold
+    any word)."""
+    nb = json.loads((hostile["course"] / "autograded" / student / A / f"{A}.ipynb").read_text())
+    return "\n".join("".join(o["text"]) if isinstance(o["text"], list) else o["text"]
+                     for c in nb["cells"] for o in c.get("outputs", [])
+                     if o.get("output_type") == "stream")
+
+
+@pytest.fixture()
+def isolated():
+    why = sandbox.unavailable()
+    if why:
+        pytest.skip(f"no sandbox here: {why}")
+
+
+@pytest.mark.parametrize("student", sorted(ESCAPES))
+def test_escape_attempts_are_graded_normally(hostile, isolated, student):
+    r = hostile["results"][student]
+    assert r.status == "graded" and _total(hostile["after"][student]) == FULL, r
+
+
+@pytest.mark.parametrize("student", ["peeking", "writer", "network", "proc_and_env"])
+def test_escape_attempts_are_blocked(hostile, isolated, student):
+    text = _outputs(hostile, student)
+    assert "blocked:" in text or "/proc/" in text  # the code ran
+    assert "LEAK:" not in text, text[text.index("LEAK:"):][:500]
+
+
+def test_nothing_was_written_outside_the_submission(hostile, isolated):
+    course = hostile["course"]
+    assert not (course / "planted.txt").exists()
+    assert not (course / "submitted" / "ada" / A / "planted.txt").exists()
+    assert not (REPO_ROOT / "planted.txt").exists()
+    assert not any(course.rglob("planted.txt"))
+
+
+def test_no_connection_reached_the_graders_machine(hostile, isolated):
+    with pytest.raises(TimeoutError):
+        LISTENER.accept()
+
+
+def test_the_graders_environment_and_processes_stay_hidden(hostile, isolated):
+    text = _outputs(hostile, "proc_and_env")
+    assert SECRET not in text and "RNNCOURSE_TEST_SECRET" not in text
+    assert "autograder.grade" not in text and "pytest" not in text
+
+
+def test_a_fork_bomb_is_stopped_by_the_process_limit(hostile, isolated):
+    text = _outputs(hostile, "fork_bomb")
+    made = int(text.split("fork bomb stopped after ")[1].split()[0])
+    assert made < sandbox.Limits.processes
+    import psutil
+
+    if os.geteuid() == 0:  # no process of the kernels' users outlives grading
+        uids = range(sandbox.FIRST_UID, sandbox.FIRST_UID + 64)
+        assert not [p for p in psutil.process_iter(["uids"]) if p.info["uids"].real in uids]

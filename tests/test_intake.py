@@ -343,6 +343,11 @@ SUSPICIOUS = [
     ("%%capture\nnp.allclose = f", "assigns to a numpy attribute"),
     ("import sys\nsys.settrace(f)", "trace or exception hook"),
     ("code = 'x'\nexec(code)", "runs code built at run time"),
+    ("text = open('/grading/reference/02_forward_pass/02_forward_pass.ipynb').read()",
+     "reference solution"),
+    ("import os\nwhere = os.environ['RNNCOURSE_SOURCE']", "reference solution"),
+    ("from autograder.reference import load_reference", "reference solution"),
+    ("from autograder import hidden", "reference solution"),
 ]
 
 
