@@ -192,7 +192,12 @@ def kernel_environment(env: dict[str, str], reference: bool) -> dict[str, str]:
     kernel_env = {k: env[k] for k in PASSED_ENV if k in env}
     kernel_env |= {"HOME": HOME, "USER": "student", "LOGNAME": "student",
                    "PATH": os.pathsep.join((str(Path(sys.executable).parent), "/usr/bin", "/bin")),
-                   "MPLCONFIGDIR": f"{HOME}/.matplotlib", "PYTHONDONTWRITEBYTECODE": "1"}
+                   "MPLCONFIGDIR": f"{HOME}/.matplotlib", "PYTHONDONTWRITEBYTECODE": "1",
+                   # the course's packages where the sandbox has them, however the grader found
+                   # them (an editable install, $PYTHONPATH, site-packages)
+                   "PYTHONPATH": os.pathsep.join(dict.fromkeys(
+                       str(Path(m.__file__).resolve().parent.parent)
+                       for m in (rnncourse, autograder)))}
     if reference:
         kernel_env["RNNCOURSE_SOURCE"] = REFERENCE_DIR
     return kernel_env
