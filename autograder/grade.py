@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from autograder import intake, sandbox
+from autograder import distributed, intake, sandbox
 from autograder.config import course_db, load_config
 from autograder.course import COMPANIONS, GRADING_ENV, REPO_ROOT, nbgrader_meta
 
@@ -437,6 +437,41 @@ def worker_main(root: str) -> None:
         out.flush()
 
 
+def grade_packed(assignment: str, student: str, submission: bytes, course_files: dict,
+                 settings: dict) -> dict:
+    """A Dask task: autograde one submission on this worker (see autograder/distributed.py).
+
+    ``course_files``: ``{"nbgrader_config.py": bytes, "gradebook.db": bytes (SQLite only)}``;
+    ``settings``: ``job_timeout`` (s), ``memory_limit_mb``, ``isolated``, ``sqlite``, ``stop``
+    (the name of the Dask Event that cancels the run). Returns ``{"result": {success, log,
+    error} or {timeout}, "seconds", "autograded": bytes or None, "gradebook": bytes or None}``.
+    """
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="rnncourse-dask-") as tmp:
+        tmp = Path(tmp)
+        course = tmp / "course"
+        (course / "source").mkdir(parents=True)
+        for name, data in course_files.items():
+            (course / name).write_bytes(data)
+        distributed.unpack(submission, tmp / "submitted" / student / assignment)
+        worker = Worker(course, tmp, os.getpid() % 1000, settings["sqlite"],
+                        settings["memory_limit_mb"], tmp / "submitted", settings["isolated"],
+                        settings["job_timeout"])
+        worker.prepare()
+        done = threading.Event()
+        distributed.watch_stop(settings["stop"], worker, done)
+        try:
+            result = worker.run(Job(assignment, student), settings["job_timeout"])
+        finally:
+            done.set()
+            worker.kill()
+        graded = worker.root / "autograded" / student / assignment
+        gradebook = worker.root / "gradebook.db"
+        return {"result": result, "seconds": time.perf_counter() - t0,
+                "autograded": distributed.pack(graded) if graded.is_dir() else None,
+                "gradebook": gradebook.read_bytes() if settings["sqlite"] else None}
+
+
 # --- merging into the course gradebook ------------------------------------------------------------
 
 def merge_submission(main_db: str, worker_db: str, job: Job) -> None:
@@ -635,11 +670,14 @@ def _failure_reason(result: dict) -> str:
 def grade_all(course_root: Path, assignments=None, students=None, workers: int | None = None,
               job_timeout: float = DEFAULT_JOB_TIMEOUT_S,
               memory_limit_mb: int | None = DEFAULT_MEMORY_LIMIT_MB,
-              progress: bool = True, isolated: bool = True) -> Results:
+              progress: bool = True, isolated: bool = True,
+              scheduler: str | None = None) -> Results:
     """Autograde every submission (of ``assignments``/``students`` if given); see the module doc.
 
     SQLAlchemy's SAWarnings, which nbgrader's Gradebook API raises on every merge, are noise in
     the instructor's terminal (they interleave with the progress bar); they are silenced here.
+    With ``scheduler`` (a Dask scheduler's address) the submissions are graded on that cluster's
+    workers (:mod:`autograder.distributed`) instead of ``workers`` local processes.
     """
     import warnings
 
@@ -648,12 +686,12 @@ def grade_all(course_root: Path, assignments=None, students=None, workers: int |
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=SAWarning)
         return _grade_all(course_root, assignments, students, workers, job_timeout,
-                          memory_limit_mb, progress, isolated)
+                          memory_limit_mb, progress, isolated, scheduler)
 
 
 def _grade_all(course_root: Path, assignments, students, workers: int | None,
                job_timeout: float, memory_limit_mb: int | None, progress: bool,
-               isolated: bool) -> Results:
+               isolated: bool, scheduler: str | None) -> Results:
     from tqdm.auto import tqdm
 
     course_root = Path(course_root).resolve()
@@ -704,8 +742,12 @@ def _grade_all(course_root: Path, assignments, students, workers: int | None,
                     bar.update(1)
                 else:
                     todo.put(job)
-        _run_workers(course_root, main_db, sqlite, todo, subs, results, workers, job_timeout,
-                     memory_limit_mb, tmp, stage, bar, isolated)
+        if scheduler and not todo.empty():
+            _run_dask(course_root, main_db, sqlite, todo, subs, results, job_timeout,
+                      memory_limit_mb, tmp, stage, bar, isolated, scheduler)
+        else:
+            _run_workers(course_root, main_db, sqlite, todo, subs, results, workers,
+                         job_timeout, memory_limit_mb, tmp, stage, bar, isolated)
     bar.close()
     out = []
     for job in jobs:
@@ -793,6 +835,42 @@ def _run_workers(course_root, main_db, sqlite, todo, subs, results, workers, job
             w.kill()
         for t in threads:
             t.join(timeout=10)
+
+
+def _run_dask(course_root, main_db, sqlite, todo, subs, results, job_timeout, memory_limit_mb,
+              tmp, stage, bar, isolated, scheduler) -> None:
+    """The jobs of ``todo`` graded on a Dask cluster, merged here one at a time."""
+    jobs = list(todo.queue)
+    files = {}
+    if (course_root / "nbgrader_config.py").is_file():
+        files["nbgrader_config.py"] = (course_root / "nbgrader_config.py").read_bytes()
+    if sqlite:
+        files["gradebook.db"] = _sqlite_path(main_db).read_bytes()
+    settings = {"job_timeout": job_timeout, "memory_limit_mb": memory_limit_mb,
+                "isolated": isolated, "sqlite": sqlite}
+
+    def finish(job, remote, result, seconds):
+        try:
+            results[job] = _finish(course_root, main_db, sqlite, remote, job, result, seconds,
+                                   job_timeout, subs[job])
+        except Exception as err:  # noqa: BLE001 - one submission's problem, not the run's
+            results[job] = _not_graded(course_root, main_db, subs[job], "failed",
+                                       f"could not record the grades: {type(err).__name__}: "
+                                       f"{err}", seconds)
+        bar.update(1)
+
+    def fail(job, reason, seconds):
+        results[job] = _not_graded(course_root, main_db, subs[job], "failed", reason, seconds)
+        bar.update(1)
+
+    try:
+        distributed.run_on_dask(scheduler, grade_packed, jobs, stage, files, settings, finish,
+                                fail, tmp)
+    except (OSError, TimeoutError) as err:
+        for job in jobs:
+            if job not in results:
+                fail(job, f"not graded: the Dask scheduler {scheduler} cannot be reached: "
+                     f"{type(err).__name__}: {err}", 0.0)
 
 
 def _now() -> str:
@@ -918,6 +996,9 @@ def main(argv=None) -> int:
                         help="wall-clock seconds per submission before it is killed")
     parser.add_argument("--memory-limit", type=int, default=DEFAULT_MEMORY_LIMIT_MB,
                         help="address-space limit of each kernel in MB (0: none)")
+    parser.add_argument("--scheduler", metavar="ADDRESS",
+                        help="grade on a Dask cluster (e.g. tcp://10.0.0.5:8786) instead of "
+                        "local workers; see autograder/distributed.py")
     parser.add_argument("--no-sandbox", action="store_true",
                         help="run kernels without the sandbox (only to measure its cost; "
                         "student code then runs with your rights)")
@@ -930,7 +1011,7 @@ def main(argv=None) -> int:
     try:
         results = grade_all(Path(args.course), args.assignments or None, args.student,
                             args.workers, args.job_timeout, args.memory_limit or None,
-                            isolated=not args.no_sandbox)
+                            isolated=not args.no_sandbox, scheduler=args.scheduler)
     except Exception as err:  # noqa: BLE001 - a clear line, not a traceback, for the instructor
         print(f"make grade: {type(err).__name__}: {err}", file=sys.stderr)
         return 2

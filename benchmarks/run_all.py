@@ -6,7 +6,8 @@ Runs, one after the other so that they do not compete for the two cores:
 * ``char_rnn_throughput.py``: char-RNN training, batched NumPy vs an unbatched baseline vs torch;
 * ``nbval_time.py``: nbval wall time of every solution notebook;
 * ``grading_throughput.py``: autograding a class of 20 students, sequential vs parallel, and
-  parallel without the kernels' sandbox (its overhead).
+  parallel without the kernels' sandbox (its overhead);
+* ``dask_grading.py``: plain ``nbgrader autograde`` vs grading on 1 and 2 Dask workers.
 
 Each writes its figures as JSON into build/bench/; this script prints one Markdown table of the
 headline figures against the course's targets, with the machine facts, followed by each script's
@@ -99,6 +100,11 @@ def summary(figures: dict) -> str:
         if "sandbox_overhead_s" in grading:
             rows.append(("grading kernels' sandbox, overhead per submission",
                          f"{grading['sandbox_overhead_s']:+.2f} s", "–", ""))
+    dask = figures.get("dask") or {}
+    if "runs" in dask:
+        for label, r in dask["runs"].items():
+            rows.append((f"grading throughput, {label}", f"{r['per_submission_s']:.1f} s per "
+                         f"submission ({r['speedup']:.2f}x nbgrader autograde)", "–", ""))
     lines = ["| figure | measured | target | |", "|---|---:|---:|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
     return "\n".join(lines)
@@ -122,10 +128,14 @@ def main() -> None:
     parts["grading"], figures["grading"] = run("grading_throughput.py",
                                                *(["--students", "2", "02_forward_pass"]
                                                  if quick else []), reuse=reuse)
+    parts["dask"], figures["dask"] = run("dask_grading.py",
+                                         *(["--students", "2", "02_forward_pass"]
+                                           if quick else []), reuse=reuse)
     titles = {"layers": "Layers vs torch.nn (benchmarks/layers_vs_torch.py)",
               "char": "Char-RNN training (benchmarks/char_rnn_throughput.py)",
               "nbval": "nbval (benchmarks/nbval_time.py)",
-              "grading": "Autograding a class (benchmarks/grading_throughput.py)"}
+              "grading": "Autograding a class (benchmarks/grading_throughput.py)",
+              "dask": "Grading on Dask distributed (benchmarks/dask_grading.py)"}
     text = [f"Machine: {machine()}.{' (--quick run)' if quick else ''}", "", summary(figures), ""]
     for key, title in titles.items():
         text += [f"#### {title}", "", parts[key].strip(), ""]
