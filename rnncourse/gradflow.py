@@ -9,8 +9,9 @@ A *curve* is a 1-D array of norms, ``norms[d - 1]`` for the distances d = 1 .. T
 ``(distances, norms)``. Several curves are a mapping ``{label: curve}``. Norms of 0 (a signal that
 has died completely) and non-finite norms are not drawn.
 
-* :func:`plot_gradient_norms` draws curves on a log scale with the vanishing and exploding regions
-  shaded; :func:`update_gradient_norms` moves existing lines to new data (cheap redraws);
+* :func:`plot_gradient_norms` draws curves on a log scale (ticks at whole decades,
+  :class:`DecadeLocator`) with the vanishing and exploding regions shaded and labelled where no
+  curve passes; :func:`update_gradient_norms` moves existing lines to new data (cheap redraws);
 * :func:`plot_side_by_side` draws one panel per model (say RNN, GRU, LSTM) with a shared y-axis;
 * :func:`explorer` wraps a ``simulate(**params) -> curve(s)`` function in ipywidgets sliders. It
   always displays the figure for the default values as an ordinary image, so the notebook shows a
@@ -29,12 +30,17 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.path import Path as MplPath
+from matplotlib.ticker import Locator, NullFormatter
+from matplotlib.transforms import Bbox
 
 __all__ = [
     "VANISHING",
     "EXPLODING",
     "as_curves",
     "auto_ylim",
+    "DecadeLocator",
+    "place_labels",
     "plot_gradient_norms",
     "update_gradient_norms",
     "plot_side_by_side",
@@ -76,25 +82,159 @@ def _drawable(norms: np.ndarray) -> np.ndarray:
 
 
 def auto_ylim(curves, vanishing: float = VANISHING, exploding: float = EXPLODING):
-    """Whole decades around the data and both thresholds, within 1e-200 .. 1e200."""
+    """Whole decades around the data and both thresholds, within 1e-200 .. 1e200.
+
+    Beyond each threshold there are at least a twelfth of the decades shown (and at least one),
+    so that each shaded region is tall enough for its label.
+    """
     values = np.concatenate([_drawable(n) for _, n in as_curves(curves).values()] or [[]])
     values = values[np.isfinite(values)]
     lo = min(values.min(), vanishing) if values.size else vanishing
     hi = max(values.max(), exploding) if values.size else exploding
-    lo = max(10.0 ** np.floor(np.log10(lo) - 1), 1e-200)
-    hi = min(10.0 ** np.ceil(np.log10(hi) + 1), 1e200)
-    return float(lo), float(hi)
+    lo_dec, hi_dec = np.floor(np.log10(lo) - 1), np.ceil(np.log10(hi) + 1)
+    room = max(1.0, np.ceil((hi_dec - lo_dec) / 12))
+    lo_dec = min(lo_dec, np.floor(np.log10(vanishing)) - room)
+    hi_dec = max(hi_dec, np.ceil(np.log10(exploding)) + room)
+    return float(max(10.0**lo_dec, 1e-200)), float(min(10.0**hi_dec, 1e200))
+
+
+class DecadeLocator(Locator):
+    """Ticks at powers of ten, every 1, 2, 3, 5, 10, 20, 50 or 100 decades: the smallest step
+    that gives at most ``most`` ticks, and always one at 10^0 when it is in view. With
+    ``minor=True``, a tick at every decade (none when there are more than 120 of them)."""
+
+    STEPS = (1, 2, 3, 5, 10, 20, 50, 100)
+
+    def __init__(self, most: int = 8, minor: bool = False):
+        self.most, self.minor = most, minor
+
+    def __call__(self):
+        return self.tick_values(*self.axis.get_view_interval())
+
+    def tick_values(self, vmin, vmax):
+        vmin, vmax = sorted((float(vmin), float(vmax)))
+        if not (np.isfinite(vmin) and np.isfinite(vmax)) or vmax <= 0:
+            return np.array([])
+        lo = np.ceil(np.log10(max(vmin, 1e-300)) - 1e-9)
+        hi = np.floor(np.log10(vmax) + 1e-9)
+        decades = np.arange(lo, hi + 1)
+        if self.minor:
+            return 10.0 ** decades if decades.size <= 120 else np.array([])
+        step = next((k for k in self.STEPS if np.sum(decades % k == 0) <= self.most),
+                    self.STEPS[-1])
+        return 10.0 ** decades[decades % step == 0]
 
 
 def _shade_regions(ax: Axes, vanishing: float, exploding: float) -> None:
     ax.axhspan(_FAR, vanishing, color="tab:blue", alpha=0.12, lw=0, zorder=0, gid="vanishing")
     ax.axhspan(exploding, 1 / _FAR, color="tab:red", alpha=0.12, lw=0, zorder=0, gid="exploding")
-    ax.axhline(1.0, color="0.4", lw=0.8, ls=":", zorder=1)
-    side = ax.get_yaxis_transform()  # x in axes coordinates, y in data coordinates
-    ax.text(0.99, vanishing / 2.5, f"vanishing (< {vanishing:.0e})", transform=side,
-            ha="right", va="top", color="tab:blue", fontsize=8, gid="vanishing-label")
-    ax.text(0.99, exploding * 2.5, f"exploding (> {exploding:.0e})", transform=side,
-            ha="right", va="bottom", color="tab:red", fontsize=8, gid="exploding-label")
+    ax.axhline(1.0, color="0.4", lw=0.8, ls=":", zorder=1, gid="one")
+    box = {"boxstyle": "round,pad=0.15", "facecolor": "white", "alpha": 0.7, "lw": 0}
+    for name, color, sign, value in (("vanishing", "tab:blue", "<", vanishing),
+                                     ("exploding", "tab:red", ">", exploding)):
+        label = ax.text(1.0, 0.5, f"{name} ({sign} {value:.0e})", transform=ax.transAxes,
+                        color=color, fontsize=8, zorder=4, bbox=box, gid=f"{name}-label")
+        label.threshold = value  # where its region starts, for place_labels
+
+
+def _curves_in_axes_fraction(ax: Axes) -> list[np.ndarray]:
+    """The data lines of ``ax`` (not the line at 1), as (n, 2) arrays in axes coordinates, split
+    where a value is missing."""
+    (x0, x1), (y0, y1) = ax.get_xlim(), np.log10(ax.get_ylim())
+    runs = []
+    for line in ax.lines:
+        if line.get_gid() == "one":
+            continue
+        x = (np.asarray(line.get_xdata(), float) - x0) / ((x1 - x0) or 1.0)
+        y = np.asarray(line.get_ydata(), float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = (np.log10(np.where(y > 0, y, np.nan)) - y0) / ((y1 - y0) or 1.0)
+        ok = np.isfinite(x) & np.isfinite(y)
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(int), [0]])))
+        runs += [np.column_stack([x[a:b], y[a:b]]) for a, b in zip(edges[::2], edges[1::2],
+                                                                   strict=True)]
+    return runs
+
+
+def _crossings(box: Bbox, runs: list[np.ndarray], margin: float = 0.015) -> int:
+    """How many of the runs (curves in axes coordinates) pass through ``box`` or within
+    ``margin`` of it."""
+    box = Bbox.from_extents(box.x0 - margin, box.y0 - margin, box.x1 + margin, box.y1 + margin)
+    hits = 0
+    for run in runs:
+        if len(run) == 1:
+            hits += bool(box.contains(*run[0]))
+        else:
+            hits += MplPath(run).intersects_bbox(box, filled=False)
+    return hits
+
+
+def _renderer(figure):
+    """Something that measures text: the figure's own renderer, or an Agg one of its size."""
+    get = getattr(figure.canvas, "get_renderer", None)
+    if get is not None:
+        return get()
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    return RendererAgg(int(figure.bbox.width), int(figure.bbox.height), figure.dpi)
+
+
+_LEGEND_PLACES = ("lower left", "upper right", "upper left", "lower right", "center right",
+                  "center left", "lower center", "upper center", "center")
+
+
+def place_labels(ax: Axes) -> None:
+    """Move the legend and the "vanishing" and "exploding" labels of ``ax`` where no curve passes.
+
+    The legend goes first, to the first corner or side that no curve crosses (the least crossed
+    one if all are). Then each region label, inside its shaded region: next to the threshold if
+    it can, else in the middle or at the far end of the region; on the right, the left or in the
+    middle of the plot: the first of these places that no curve crosses and the legend does not
+    cover. Called by :func:`plot_gradient_norms` and :func:`update_gradient_norms`; call it
+    again after changing the limits of the axes by hand.
+    """
+    runs = _curves_in_axes_fraction(ax)
+    figure = ax.figure
+    renderer = _renderer(figure)
+    axes_px = ax.get_position().size * np.array([figure.bbox.width, figure.bbox.height])
+    taken = []
+    legend = ax.get_legend()
+    if legend is not None:
+        extent = legend.get_window_extent(renderer)
+        w, h = np.array([extent.width, extent.height]) / axes_px
+        gap = legend.borderaxespad * legend.prop.get_size_in_points() * figure.dpi / 72 / axes_px
+
+        def box_at(place):
+            vertical, _, horizontal = place.partition(" ")
+            horizontal = horizontal or "center"
+            x = {"left": gap[0], "right": 1 - gap[0] - w, "center": 0.5 - w / 2}[horizontal]
+            y = {"lower": gap[1], "upper": 1 - gap[1] - h, "center": 0.5 - h / 2}[vertical]
+            return Bbox.from_bounds(x, y, w, h)
+
+        place = min(_LEGEND_PLACES, key=lambda place: _crossings(box_at(place), runs))
+        legend.set_loc(place)
+        taken.append(box_at(place))
+    (y0, y1) = np.log10(ax.get_ylim())
+    pad = 0.02
+    for text in ax.texts:
+        if text.get_gid() not in ("vanishing-label", "exploding-label"):
+            continue
+        extent = text.get_window_extent(renderer)
+        w, h = (np.array([extent.width, extent.height]) + 4) / axes_px
+        edge = (np.log10(text.threshold) - y0) / ((y1 - y0) or 1.0)
+        if text.get_gid() == "exploding-label":  # the region is [edge, 1]: bottoms of boxes
+            lo, hi = max(edge, 0.0) + pad, 1.0 - pad - h
+            ys = [lo, (lo + hi) / 2, hi] if hi > lo else [min(lo, 1.0 - h)]
+        else:  # the region is [0, edge]
+            lo, hi = pad, min(edge, 1.0) - pad - h
+            ys = [hi, (lo + hi) / 2, lo] if hi > lo else [max(hi, 0.0)]
+        boxes = [Bbox.from_bounds(x, y, w, h) for y in ys for x in (1 - pad - w, pad, 0.5 - w / 2)]
+        box = min(boxes, key=lambda b: _crossings(b, runs)  # the first of the least crossed
+                  + 3 * sum(b.overlaps(t) for t in taken))
+        text.set_position((box.x0 + 2 / axes_px[0], box.y0 + 2 / axes_px[1]))
+        text.set_horizontalalignment("left")
+        text.set_verticalalignment("bottom")
+        taken.append(box)
 
 
 def _set_xlim(ax: Axes, curves: dict) -> None:
@@ -138,13 +278,17 @@ def plot_gradient_norms(
                           **{"lw": 1.6, **line_kw})
         lines[label] = line
     _set_xlim(ax, curves)
+    ax.yaxis.set_major_locator(DecadeLocator())
+    ax.yaxis.set_minor_locator(DecadeLocator(minor=True))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, which="major", alpha=0.3)
     if title is not None:
         ax.set_title(title)
     if legend and any(lines):
-        ax.legend(loc="lower left", fontsize=8)
+        ax.legend(fontsize=8)
+    place_labels(ax)
     return lines
 
 
@@ -160,6 +304,7 @@ def update_gradient_norms(
     _set_xlim(ax, curves)
     if ylim is not None:
         ax.set_ylim(ylim)
+    place_labels(ax)
 
 
 def plot_side_by_side(
@@ -212,22 +357,26 @@ def default_controls(
     """The explorer's widgets: spectral radius, sequence length, activation and initialization.
 
     Sliders report a new value only when released (``continuous_update=False``), so dragging does
-    not queue up redraws.
+    not queue up redraws. Each slider has a row of its own, as wide as the notebook up to 640 px
+    (a track of about 400 px, some 10 px per step); the two menus share a row below them. All
+    descriptions have the same width, so the controls line up.
     """
     import ipywidgets as widgets
 
-    style = {"description_width": "initial"}
+    style = {"description_width": "170px"}
+    row = widgets.Layout(width="100%", max_width="640px")
+    half = widgets.Layout(width="320px")
     return {
         "rho": widgets.FloatSlider(value=rho, min=rho_range[0], max=rho_range[1], step=0.05,
                                    description="spectral radius ρ(W_h)", readout_format=".2f",
-                                   continuous_update=False, style=style),
+                                   continuous_update=False, style=style, layout=row),
         "T": widgets.IntSlider(value=T, min=T_range[0], max=T_range[1], step=5,
                                description="sequence length T", continuous_update=False,
-                               style=style),
+                               style=style, layout=row),
         "activation": widgets.Dropdown(options=list(activations), value=activation,
-                                       description="activation", style=style),
+                                       description="activation", style=style, layout=half),
         "init": widgets.Dropdown(options=list(inits), value=init, description="initialization",
-                                 style=style),
+                                 style=style, layout=half),
     }
 
 
@@ -285,9 +434,14 @@ class GradientExplorer:
         self._syncing = False
         for widget in self.controls.values():
             widget.observe(self._on_change, names="value")
-        row = list(self.controls.values())
+        # Sliders one per row (a slider needs length), other controls side by side below them.
+        kinds = (widgets.FloatSlider, widgets.IntSlider, widgets.FloatLogSlider,
+                 widgets.SelectionSlider, widgets.FloatRangeSlider, widgets.IntRangeSlider)
+        sliders = [w for w in self.controls.values() if isinstance(w, kinds)]
+        others = [w for w in self.controls.values() if w not in sliders]
         self.widget = widgets.VBox(
-            [widgets.HBox(row[:2]), widgets.HBox(row[2:]), self.status]
+            [*sliders, *([widgets.HBox(others, layout=widgets.Layout(flex_flow="row wrap"))]
+                         if others else []), self.status]
         )
 
     # --- drawing ----------------------------------------------------------------------------------

@@ -1,33 +1,45 @@
-"""The student's JupyterLab, tested end to end in a real browser (issue 7).
+"""The student's JupyterLab, tested end to end in a real browser (issues 7 and 15).
 
 One test, because starting JupyterLab and Chromium is the expensive part. In a throw-away course
-folder (the committed ``release/`` plus a student's working copy of the solved assignment 4), it
-starts JupyterLab on a free loopback port with a random token, and in headless Chromium (Debian's
+folder (the committed ``release/`` and ``notebooks/``, plus a student's working copies of the
+solved assignments 2, 4 and 8), it starts JupyterLab with the repository's ``make lab`` (on a free
+loopback port with a random token, passed in ``LAB_ARGS``), and in headless Chromium (Debian's
 ``/usr/bin/chromium``, driven by Playwright; no browser is downloaded):
 
-1. runs all cells of assignment 4 (solved: the explorer calls the student's ``init_recurrent``,
+1. opens the URL that ``make lab`` printed: the course map, at the course folder's root (the file
+   browser shows ``release/`` and ``notebooks/``), with no unsaved-changes marker once its kernel
+   has started; runs it and checks its table of released assignments; clicks its link to
+   assignment 2, which opens ``release/02_forward_pass`` in a new tab, again with no marker;
+2. in that blank released assignment 2, runs all cells and checks the NotImplementedError a
+   student sees in the first test cell; types a transposed ``rnn_cell_forward`` into its cell and
+   checks the message of rnncourse.testing (which element differs), then the fixed version passes;
+3. runs all cells of assignment 4 (solved: the explorer calls the student's ``init_recurrent``,
    ``scale_to_spectral_radius`` and ``jacobian_chain_norms``, so the blank release cannot draw it),
    waits for the gradient-flow explorer widget, moves the spectral-radius slider with the keyboard
    and checks that the plot image changed, then types 1.00 into the slider's readout and checks
    that the plot is back to the first one, pixel for pixel;
-2. opens the blank released assignment 2, runs all cells and checks the NotImplementedError a
-   student sees in the first test cell; types a transposed ``rnn_cell_forward`` into its cell and
-   checks the message of rnncourse.testing (which element differs), then the fixed version passes;
-3. opens nbgrader's Assignment List, Course List and Formgrader and checks their content;
-4. meanwhile runs ``nbgrader validate`` on the blank release notebook (fails, 11 cells) and on the
+4. runs all cells of assignment 8 (solved) and records every frame of the live loss plot of its
+   two default training runs: each must show the curve growing (at least three different images
+   while the cell runs);
+5. opens nbgrader's Assignment List, Course List and Formgrader and checks their content;
+6. meanwhile runs ``nbgrader validate`` on the blank release notebook (fails, 11 cells) and on the
    solved one (success);
-5. fails on any error in the browser console or uncaught page error during all of it.
+7. fails on any error in the browser console or uncaught page error during all of it.
 
-Screenshots are saved in ``artifacts/browser/``. The test skips (with the reason) only when
-``/usr/bin/chromium`` is missing or Playwright cannot launch it. ``-m "not browser"`` deselects it.
+The unsaved-changes and live-plot findings are collected and reported together at the end, so that
+one run tells the state of each. Screenshots are saved in ``artifacts/browser/``. The test skips
+(with the reason) only when ``/usr/bin/chromium`` is missing or Playwright cannot launch it.
+``-m "not browser"`` deselects it.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 import shutil
 import time
+import urllib.parse
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,6 +58,14 @@ pytestmark = pytest.mark.browser  # registered in pyproject.toml
 ARTIFACTS = REPO_ROOT / "artifacts" / "browser"
 EXPLORED = "04_vanishing_gradients"
 BLANK = "02_forward_pass"
+TRAINED = "08_char_language_model"
+COURSE_MAP = "notebooks/00_course_map.ipynb"
+# The map's link to BLANK (its text in the map's list of assignments).
+BLANK_LINK = "The forward pass"
+# Code cells of TRAINED that start a default training run with a live loss plot: the line that
+# sets the run's length. The live plot must show at least this many images while the cell runs.
+LIVE_RUNS = {"names": r"^NAME_STEPS\s*=", "text": r"^TEXT_STEPS\s*="}
+LIVE_FRAMES = 3
 # Generous, bounded waits (ms): the machine is shared with other sessions.
 LONG = 180_000
 SHORT = 60_000
@@ -74,14 +94,16 @@ TRANSPOSED_MESSAGE = (
 
 # --- the course folder ---------------------------------------------------------------------------
 def build_course(tmp: Path) -> Path:
-    """The course (source/, nbgrader_config.py), the committed release/, and two student copies.
+    """The course (source/, nbgrader_config.py), the committed release/ and notebooks/ (the
+    course map), and three student copies.
 
     ``work/<a>/<a>.ipynb`` are the release notebooks with the instructor's solutions typed in
     (autograder.submissions.solution_submission), as a student who has finished them has them.
     """
     course = make_course(tmp / "course", REPO_ROOT / "source")
     bs.copy_tree(REPO_ROOT / "release", course / "release")
-    for assignment in (EXPLORED, BLANK):
+    bs.copy_tree(REPO_ROOT / "notebooks", course / "notebooks")
+    for assignment in (EXPLORED, BLANK, TRAINED):
         name = f"{assignment}.ipynb"
         source = nbformat.read(REPO_ROOT / "source" / assignment / name, as_version=4)
         release = nbformat.read(course / "release" / assignment / name, as_version=4)
@@ -182,13 +204,15 @@ def test_student_jupyterlab_in_chromium(tmp_path):
     exchange = configure_exchange(tmp_path, env)
 
     console = bs.ConsoleLog()
+    findings: list[str] = []  # unsaved markers on open, live plots that do not grow
     with sync_playwright() as playwright:
         try:
             context = bs.launch_chromium(playwright, tmp_path / "chromium-profile")
         except bs.BrowserUnavailable as exc:
             pytest.skip(str(exc))
         context.set_default_timeout(SHORT)
-        with ThreadPoolExecutor(1) as pool, bs.jupyter_lab(course, tmp_path, env=env) as server:
+        with ThreadPoolExecutor(1) as pool, \
+                bs.jupyter_lab(course, tmp_path, env=env, via_make=True) as server:
             extensions = pool.submit(bs.labextensions, env)
             cli = pool.submit(nbgrader_cli, course, exchange)
             page = context.pages[0] if context.pages else context.new_page()
@@ -199,8 +223,10 @@ def test_student_jupyterlab_in_chromium(tmp_path):
                 def lap(name: str) -> None:
                     laps[name] = time.perf_counter() - started
 
-                explore_gradient_flow(page, server, lap)
+                course_map_from_make_lab(page, server, lap, findings)
                 blank_notebook_messages(page, lap)
+                explore_gradient_flow(page, lap, findings)
+                live_plot_while_training(page, course, lap, findings)
                 cli_results = cli.result(timeout=600)
                 lap("nbgrader CLI done")
                 nbgrader_extensions(page)
@@ -218,12 +244,6 @@ def test_student_jupyterlab_in_chromium(tmp_path):
             finally:
                 context.close()
 
-    check_labextensions(extensions.result())
-    check_validate(cli_results)
-    errors = console.errors(ignore=IGNORED_CONSOLE_ERRORS)
-    assert not errors, "errors in the browser console:\n" + "\n".join(
-        f"[{m.kind}] {m.text} ({m.url})" for m in errors
-    )
     kinds = Counter(m.kind for m in console.messages)
     warnings_seen = sorted({m.text[:160] for m in console.messages if m.kind == "warning"})
     print(f"\nbrowser console: {dict(kinds)}; warnings: {warnings_seen}")
@@ -231,20 +251,109 @@ def test_student_jupyterlab_in_chromium(tmp_path):
           + ", ".join(f"{k} {t:.0f}" for k, t in laps.items())
           + f", total {time.perf_counter() - started:.0f}; nbgrader CLI runs (in the background): "
           + ", ".join(f"{k} {t:.0f}" for k, (_, t) in cli_results.items()))
+    check_labextensions(extensions.result())
+    check_validate(cli_results)
+    errors = console.errors(ignore=IGNORED_CONSOLE_ERRORS)
+    assert not errors, "errors in the browser console:\n" + "\n".join(
+        f"[{m.kind}] {m.text} ({m.url})" for m in errors
+    )
+    assert not findings, "\n".join(findings)
 
 
-def explore_gradient_flow(page, server, lap) -> None:
+def check_saved_on_open(page, name: str, findings: list[str]) -> None:
+    """No unsaved-changes marker on a notebook just opened, once its kernel has started (the
+    kernel's language_info, written into the notebook's metadata, must change nothing)."""
+    page.wait_for_timeout(500)  # the kernel's info came before its first idle state
+    if bs.unsaved(page, name):
+        findings.append(f"{name} shows unsaved changes right after it opened and its kernel "
+                        "started")
+
+
+def check_ran_cleanly(page, assignment: str) -> None:
+    """Every code cell of the active notebook ran, and none raised."""
+    prompts = [bs.prompt(c) for c in bs.code_cells(page).all()]
+    not_run = [i for i, p in enumerate(prompts) if not re.fullmatch(r"\[\d+\]:", p)]
+    assert not not_run, f"code cells {not_run} of {assignment} did not run: prompts {prompts}"
+    tracebacks = [t for t in bs.active_notebook(page).locator(".jp-OutputArea-output")
+                  .all_text_contents() if "Traceback (most recent call last)" in t]
+    assert not tracebacks, f"{assignment} raised:\n" + "\n".join(tracebacks)
+
+
+def course_map_from_make_lab(page, server, lap, findings) -> None:
+    """`make lab`: its printed URL opens the course map at the course's root; a link opens 2."""
+    log = server.log()
+    assert f"Serving notebooks from local directory: {server.root}" in log, log[-3000:]
+    notice = "make lab: running as root, so JupyterLab gets --allow-root"
+    assert (notice in log) == (os.geteuid() == 0), log[:3000]
+    printed = set(server.printed_paths())
+    assert printed == {f"/lab/tree/{COURSE_MAP}"}, f"make lab printed the URLs {printed}"
+
+    page.set_viewport_size({"width": 1280, "height": 800})  # the issue's first run
+    page.goto(server.url(printed.pop()), timeout=LONG)
+    name = COURSE_MAP.rsplit("/", 1)[1]
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current",
+                 has_text=name).wait_for(timeout=LONG)
+    bs.active_notebook(page).locator(".jp-Cell").first.wait_for(timeout=LONG)
+    bs.wait_kernel_idle(page, timeout=LONG)
+    lap("map opened")
+    check_saved_on_open(page, name, findings)
+    bs.screenshot(page, "00_course_map_make_lab.png", ARTIFACTS)
+    # The file browser shows the map's folder, notebooks/; its root is the course folder.
+    crumbs = page.locator(".jp-FileBrowser .jp-BreadCrumbs")
+    assert crumbs.locator(".jp-BreadCrumbs-item", has_text="notebooks").count() == 1, \
+        crumbs.inner_html()
+    crumbs.locator(".jp-BreadCrumbs-home").click()
+    listing = page.locator(".jp-FileBrowser .jp-DirListing-item .jp-DirListing-itemText")
+    expected = {"release", "notebooks", "source"}
+    bs.wait_until(lambda: expected <= set(listing.all_text_contents()), 30, what="the root listed")
+    bs.screenshot(page, "00_course_map_make_lab_root.png", ARTIFACTS)
+
+    # Its table of what is released (a rendered Markdown table: aligned whatever the names).
+    bs.run_all(page, timeout=LONG)
+    check_ran_cleanly(page, COURSE_MAP)
+    table = bs.active_notebook(page).locator(".jp-OutputArea-output table")
+    table.wait_for(timeout=SHORT)
+    rows = [r.locator("td, th").all_text_contents() for r in table.locator("tr").all()]
+    released = sorted(nb.parent.name for nb in (server.root / "release").glob("*/*.ipynb"))
+    assert [r[0] for r in rows[1:-1]] == released, f"the map's table has the rows {rows}"
+    assert all(len(r) == len(rows[0]) for r in rows), rows
+    bs.screenshot(table, "00_course_map_table.png", ARTIFACTS)
+    page.set_viewport_size(bs.VIEWPORT)
+
+    # Every link of the map to a file (the list and the table) names one the server has.
+    hrefs = bs.active_notebook(page).locator(".jp-RenderedMarkdown a").evaluate_all(
+        "els => els.map(e => e.href)")
+    targets = [urllib.parse.unquote(urllib.parse.urlsplit(h).path).split("/files/", 1)[1]
+               for h in hrefs if "/files/" in h]
+    expected = [f"release/{a}/{a}.ipynb" for a in released]
+    assert sorted(targets) == sorted(expected * 2), f"the map links to {targets}"
+    for target in set(targets):
+        assert server.api(f"contents/{urllib.parse.quote(target)}?content=0")["type"] == \
+            "notebook", target
+
+    # A student clicks the link to assignment 2: it opens from release/, in a new tab.
+    link = bs.active_notebook(page).locator(".jp-RenderedMarkdown a", has_text=BLANK_LINK)
+    link.first.click()
+    opened = f"{BLANK}.ipynb"
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current",
+                 has_text=opened).wait_for(timeout=LONG)
+    bs.active_notebook(page).locator(".jp-Cell").first.wait_for(timeout=LONG)
+    bs.wait_kernel_idle(page, timeout=LONG)
+    sessions = {s["path"] for s in server.api("sessions")}
+    assert f"release/{BLANK}/{opened}" in sessions, f"sessions after the click: {sessions}"
+    assert not page.locator(".jp-Dialog").count(), page.locator(".jp-Dialog").first.text_content()
+    check_saved_on_open(page, opened, findings)
+    lap("2 opened from the map")
+
+
+def explore_gradient_flow(page, lap, findings) -> None:
     """Assignment 4, solved: run all, then drive the explorer's spectral-radius slider."""
-    bs.open_lab(page, server, f"work/{EXPLORED}/{EXPLORED}.ipynb", timeout=LONG)
+    bs.open_from_path(page, f"work/{EXPLORED}/{EXPLORED}.ipynb", timeout=LONG)
+    check_saved_on_open(page, f"{EXPLORED}.ipynb", findings)
     lap("4 opened")
     bs.run_all(page, timeout=LONG)
     lap("4 ran")
-    prompts = [bs.prompt(c) for c in bs.code_cells(page).all()]
-    not_run = [i for i, p in enumerate(prompts) if not re.fullmatch(r"\[\d+\]:", p)]
-    assert not not_run, f"code cells {not_run} of {EXPLORED} did not run: prompts {prompts}"
-    tracebacks = [t for t in bs.active_notebook(page).locator(".jp-OutputArea-output")
-                  .all_text_contents() if "Traceback (most recent call last)" in t]
-    assert not tracebacks, f"{EXPLORED} raised:\n" + "\n".join(tracebacks)
+    check_ran_cleanly(page, EXPLORED)
 
     cell = bs.cell_containing(page, "gradient_explorer = explorer(")
     slider = cell.locator(".widget-slider").filter(
@@ -288,9 +397,8 @@ def explore_gradient_flow(page, server, lap) -> None:
 
 
 def blank_notebook_messages(page, lap) -> None:
-    """Assignment 2 as released: the messages a student sees before and while writing code."""
-    bs.open_from_path(page, f"release/{BLANK}/{BLANK}.ipynb", timeout=LONG)
-    lap("2 opened")
+    """Assignment 2 as released (opened from the map): the messages a student sees before and
+    while writing code."""
     bs.run_all(page, timeout=LONG)
     lap("2 ran")
     # Run All stops at the first failing cell: the softmax test, softmax being a stub.
@@ -324,6 +432,61 @@ def blank_notebook_messages(page, lap) -> None:
             shot = "06_02_fixed_rnn_cell_forward.png"
         bs.stacked_screenshot([cell, test], shot, ARTIFACTS)
     lap("2 typed and tested")
+
+
+def live_plot_while_training(page, course: Path, lap, findings) -> None:
+    """Assignment 8, solved: every frame of the live loss plots of its default training runs.
+
+    A MutationObserver on the notebook records each new image of the watched cells' first image
+    output and whether the cell was running (prompt ``[*]``) when it appeared.
+    """
+    path = f"work/{TRAINED}/{TRAINED}.ipynb"
+    code = [c.source for c in nbformat.read(course / path, as_version=4).cells
+            if c.cell_type == "code"]
+    watched = {}
+    for key, pattern in LIVE_RUNS.items():
+        found = [i for i, src in enumerate(code) if re.search(pattern, src, re.M)]
+        assert len(found) == 1, f"{len(found)} code cells of {TRAINED} match {pattern!r}"
+        watched[key] = found[0]
+
+    bs.open_from_path(page, path, timeout=LONG)
+    check_saved_on_open(page, f"{TRAINED}.ipynb", findings)
+    lap("8 opened")
+    cells = bs.code_cells(page)
+    for key, index in watched.items():
+        cells.nth(index).evaluate("(el, key) => { el.dataset.live = key; }", key)
+    bs.active_notebook(page).evaluate("""nb => {
+        const frames = window.liveFrames = {}, last = {};
+        new MutationObserver(() => {
+            for (const cell of nb.querySelectorAll('.jp-CodeCell[data-live]')) {
+                const img = cell.querySelector('.jp-OutputArea-output img');
+                const key = cell.dataset.live;
+                if (!img || !img.src || img.src === last[key]) continue;
+                last[key] = img.src;
+                const prompt = cell.querySelector('.jp-InputPrompt').textContent;
+                (frames[key] = frames[key] || []).push(
+                    {t: performance.now() / 1000, running: prompt.includes('*')});
+            }
+        }).observe(nb, {subtree: true, childList: true, attributes: true,
+                        attributeFilter: ['src']});
+    }""")
+    bs.run_all(page, timeout=LONG)
+    lap("8 ran")
+    check_ran_cleanly(page, TRAINED)
+    frames = page.evaluate("() => window.liveFrames")
+    for key, index in watched.items():
+        seen = frames.get(key, [])
+        during = [f for f in seen if f["running"]]
+        span = during[-1]["t"] - during[0]["t"] if during else 0.0
+        print(f"live plot of {TRAINED}'s {key} run: {len(during)} images while the cell ran "
+              f"(over {span:.1f} s), {len(seen) - len(during)} after")
+        if len(during) < LIVE_FRAMES:
+            findings.append(
+                f"the live plot of {TRAINED}'s default {key} run (code cell {index}) showed "
+                f"{len(during)} image(s) while the cell ran; at least {LIVE_FRAMES} expected")
+        bs.scroll_to_top(page, cells.nth(index))
+        bs.screenshot(cells.nth(index), f"10_08_live_plot_{key}.png", ARTIFACTS)
+    lap("8 live plots")
 
 
 def nbgrader_extensions(page) -> None:

@@ -16,6 +16,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from rnncourse.gradflow import (  # noqa: E402
     EXPLODING,
     VANISHING,
+    DecadeLocator,
     GradientExplorer,
     as_curves,
     auto_ylim,
@@ -191,3 +192,112 @@ def test_custom_controls():
     np.testing.assert_allclose(ex.lines[""].get_ydata(), 0.5 ** np.arange(1, 11))
     with pytest.raises(TypeError, match="either controls or default values"):
         GradientExplorer(fake_simulate, controls={"forget": gate}, rho=1.0)
+
+
+# --- labels, ticks and controls that stay readable (issue 15) ------------------------------------
+def _drawn(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    return fig.canvas.get_renderer()
+
+
+def _label_problems(ax):
+    """What is wrong with the region labels of ``ax`` as drawn: a curve through a label's box, a
+    label outside the axes or its region, the legend over a label."""
+    renderer = _drawn(ax.figure)
+    frame = ax.get_window_extent(renderer)
+    to_data = ax.transData.inverted()
+    problems = []
+    labels = [t for t in ax.texts if t.get_gid() in ("vanishing-label", "exploding-label")]
+    assert len(labels) == 2
+    for text in labels:
+        patch = text.get_bbox_patch()  # the label's white box, if it has one
+        box = (patch or text).get_window_extent(renderer)
+        name = text.get_text()
+        for line in ax.lines:
+            if line.get_gid() != "one":
+                path = line.get_transform().transform_path(line.get_path())
+                if path.intersects_bbox(box, filled=False):
+                    problems.append(f"the curve {line.get_label()!r} crosses {name!r}")
+        if not (frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0
+                and box.y1 <= frame.y1):
+            problems.append(f"{name!r} is not inside the axes")
+        low, high = sorted(to_data.transform([[0, box.y0], [0, box.y1]])[:, 1])
+        if (text.get_gid() == "exploding-label" and low < EXPLODING) or (
+                text.get_gid() == "vanishing-label" and high > VANISHING):
+            problems.append(f"{name!r} reaches out of its region ({low:.2g} .. {high:.2g})")
+        legend = ax.get_legend()
+        if legend is not None and legend.get_window_extent(renderer).overlaps(box):
+            problems.append(f"the legend covers {name!r}")
+    return problems
+
+
+def test_region_labels_stay_clear_of_the_curves_in_the_explorer():
+    """The issue's case: identity matrices, rho = 1.05, T = 200 (1.05^200 = 1.7e4 crosses the
+    exploding threshold near the right edge), on the explorer's fixed y-limits; and after a
+    redraw with other values the labels move again."""
+    def linear(rho=1.05, T=200, activation="identity", init="identity"):
+        return rho ** np.arange(1, T + 1)
+
+    ex = GradientExplorer(linear, rho=1.05, T=200, activation="identity", init="identity")
+    assert _label_problems(ex.ax) == []
+    ex.update(rho=0.95, T=200)  # 0.95^200 = 3.5e-5: now the vanishing label is in the way
+    assert _label_problems(ex.ax) == []
+    ex.update(rho=1.2, T=150)
+    assert _label_problems(ex.ax) == []
+
+
+@pytest.mark.parametrize("T", [100, 200])
+def test_region_labels_stay_clear_of_the_curves_side_by_side(T):
+    """Assignment 4's figures: rho^d for five radii (up to 1.5^200 = 1e35) beside a panel where
+    everything decays (to 1e-48), so that one region is a thin strip."""
+    d = np.arange(1, T + 1)
+    panels = {"linear": {f"$\\rho = {rho}$": rho**d for rho in (0.5, 0.9, 1.0, 1.1, 1.5)},
+              "decaying": {"a": 0.6**d, "b": 0.7**d, "c": 0.95**d}}
+    fig, _ = plot_side_by_side(panels)
+    for ax in fig.axes:
+        assert _label_problems(ax) == [], ax.get_title()
+
+
+def test_the_y_axis_has_ticks_at_evenly_spaced_whole_decades():
+    ax = _axes()
+    d = np.arange(1, 101)
+    plot_gradient_norms(ax, {"a": 1.5**d, "b": 0.5**d})  # 4e17 .. 8e-31
+    _drawn(ax.figure)
+    low, high = ax.get_ylim()
+    ticks = [t for t in ax.get_yticks() if low <= t <= high]
+    exponents = np.log10(ticks)
+    np.testing.assert_allclose(exponents, np.round(exponents))
+    steps = set(np.diff(np.round(exponents)).astype(int))
+    assert len(steps) == 1 and steps.pop() in DecadeLocator.STEPS, exponents
+    assert 4 <= len(ticks) <= 8 and 0 in np.round(exponents), exponents
+    np.testing.assert_allclose(DecadeLocator().tick_values(1e-5, 1e5), 10.0 ** np.arange(-4, 5, 2))
+    np.testing.assert_allclose(DecadeLocator().tick_values(1e-2, 1e3), 10.0 ** np.arange(-2, 4))
+    np.testing.assert_allclose(DecadeLocator(minor=True).tick_values(1e-2, 1e3),
+                               10.0 ** np.arange(-2, 4))
+
+
+def test_auto_ylim_leaves_room_for_the_labels_beyond_both_thresholds():
+    low, high = auto_ylim({"a": 0.6 ** np.arange(1, 201)})  # 1 .. 1.6e-45
+    decades = np.log10(high) - np.log10(low)
+    assert np.log10(high) - np.log10(EXPLODING) >= decades / 12
+    assert np.log10(VANISHING) - np.log10(low) >= decades / 12
+    assert auto_ylim(np.ones(3)) == pytest.approx((1e-4, 1e4))
+
+
+def test_explorer_sliders_get_a_row_each_and_room_to_move():
+    import ipywidgets as widgets
+
+    ex = GradientExplorer(fake_simulate)
+    rows = ex.widget.children
+    sliders = [ex.controls["rho"], ex.controls["T"]]
+    assert list(rows[:2]) == sliders, "each slider on a row of its own"
+    for slider in sliders:
+        assert slider.layout.width == "100%" and slider.layout.max_width == "640px"
+    assert isinstance(rows[2], widgets.HBox)
+    assert list(rows[2].children) == [ex.controls["activation"], ex.controls["init"]]
+    widths = {w.style.description_width for w in ex.controls.values()}
+    assert widths == {"170px"}, "descriptions of one width: the controls line up"

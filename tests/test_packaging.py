@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import tomllib
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from autograder.config import ASSIGNMENTS
+
+LOCK = "constraints.txt"
 
 
 def _requirement_map(lines) -> dict[str, str]:
@@ -22,11 +29,17 @@ def _requirement_map(lines) -> dict[str, str]:
     return out
 
 
-def test_environment_yml_mirrors_pyproject(repo):
-    project = tomllib.loads((repo / "pyproject.toml").read_text())["project"]
-    wanted = _requirement_map(
-        project["dependencies"] + project["optional-dependencies"]["test"]
-    )
+def _pyproject(repo) -> dict:
+    return tomllib.loads((repo / "pyproject.toml").read_text())["project"]
+
+
+def _pyproject_requirements(repo) -> list[str]:
+    project = _pyproject(repo)
+    return project["dependencies"] + project["optional-dependencies"]["test"]
+
+
+def _environment_yml(repo) -> tuple[list[str], str | None]:
+    """environment.yml's requirements (conda's and pip's) and its Python version."""
     deps, python = [], None
     in_deps = False
     for raw in (repo / "environment.yml").read_text().splitlines():
@@ -42,8 +55,92 @@ def test_environment_yml_mirrors_pyproject(repo):
                 python = item.split("=", 1)[1]
             elif item not in ("pip", "pip:"):
                 deps.append(item)
-    assert python == project["requires-python"].lstrip(">="), "Python versions disagree"
-    assert _requirement_map(deps) == wanted
+    return deps, python
+
+
+def test_environment_yml_mirrors_pyproject(repo):
+    deps, python = _environment_yml(repo)
+    assert python == _pyproject(repo)["requires-python"].lstrip(">="), "Python versions disagree"
+    assert _requirement_map(deps) == _requirement_map(_pyproject_requirements(repo))
+
+
+# --- the lock: constraints.txt ------------------------------------------------------------------
+def _lock(repo) -> dict[str, Version]:
+    """constraints.txt as {canonical name: pinned version}; every line must be an exact pin."""
+    pins = {}
+    for line in (repo / LOCK).read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        req = Requirement(line)
+        specs = list(req.specifier)
+        assert len(specs) == 1 and specs[0].operator == "==" and not req.marker \
+            and not req.extras and not req.url, f"{LOCK}: {line!r} is not an exact pin"
+        name = canonicalize_name(req.name)
+        assert name not in pins, f"{LOCK} pins {name} twice"
+        pins[name] = Version(specs[0].version)
+    return pins
+
+
+def test_lock_pins_every_dependency_within_pyproject_and_environment_yml(repo):
+    """Each requirement of pyproject.toml (and so of environment.yml) has an exact pin that meets
+    it. A new or changed dependency fails here until `make lock` is run."""
+    pins = _lock(repo)
+    env_deps, _ = _environment_yml(repo)
+    problems = []
+    for source, lines in (("pyproject.toml", _pyproject_requirements(repo)),
+                          ("environment.yml", env_deps)):
+        for line in lines:
+            req = Requirement(line)
+            pin = pins.get(canonicalize_name(req.name))
+            if pin is None:
+                problems.append(f"{source}'s {line!r} is not pinned in {LOCK}")
+            elif not req.specifier.contains(pin, prereleases=True):
+                problems.append(f"{LOCK} pins {req.name}=={pin}, outside {source}'s {line!r}")
+    assert canonicalize_name(_pyproject(repo)["name"]) not in pins, f"{LOCK} pins the project"
+    assert not problems, "\n".join(problems) + "\n(run `make lock`, then `make test`)"
+
+
+def test_lock_agrees_with_the_makefile_and_environment_yml_python(repo):
+    """torch as `make torch` installs it, and the Python the lock was resolved with."""
+    makefile = (repo / "Makefile").read_text()
+    torch = re.search(r"^TORCH_VERSION\s*:?=\s*(\S+)\s*$", makefile, re.M)
+    assert torch, "the Makefile sets no TORCH_VERSION"
+    assert _lock(repo).get("torch") == Version(torch.group(1)), (
+        f"{LOCK} and the Makefile's TORCH_VERSION = {torch.group(1)} disagree: run `make lock`")
+    resolved = re.search(r"^# Resolved with Python (\d+\.\d+)\.", (repo / LOCK).read_text(), re.M)
+    _, python = _environment_yml(repo)
+    assert resolved and resolved.group(1) == python, (
+        f"{LOCK} was resolved with Python {resolved and resolved.group(1)}, "
+        f"environment.yml asks for {python}")
+
+
+def test_every_install_of_the_makefile_uses_the_lock(repo):
+    """`make venv` and `make torch` (hence `make demo`, `make test`, .ci/run) install from it."""
+    dry = subprocess.run(["make", "-n", "-B", "-C", str(repo), "venv", "torch"],
+                         capture_output=True, text=True, timeout=60)
+    assert dry.returncode == 0, dry.stderr
+    installs = [line for line in dry.stdout.splitlines()
+                if " pip install " in line and "--upgrade pip" not in line]
+    assert len(installs) == 2, f"expected the project's and torch's install:\n{dry.stdout}"
+    for line in installs:
+        assert f"-c {LOCK}" in line, f"an install without the lock: {line}"
+
+
+def test_installed_versions_are_the_locked_ones(repo):
+    """The environment the tests run in is the one the lock describes: what CI tests is what
+    `make venv` installs everywhere. (Packages the lock pins but this machine lacks, such as
+    torch before `make torch`, are not checked.)"""
+    wrong = []
+    for name, pin in sorted(_lock(repo).items()):
+        try:
+            installed = Version(version(name))
+        except PackageNotFoundError:
+            continue
+        if Version(installed.public) != pin:  # the local label (torch's +cpu) is not pinned
+            wrong.append(f"{name} {installed} (locked: {pin})")
+    assert not wrong, (f"installed versions differ from {LOCK}: {', '.join(wrong)}; "
+                       "run `make venv` (or pip install -c constraints.txt -e '.[test]')")
 
 
 def _all_notebooks(repo: Path):
