@@ -86,6 +86,10 @@ class LabServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def printed_paths(self) -> list[str]:
+        """The paths of the URLs JupyterLab printed for the user to open (the token left out)."""
+        return re.findall(rf"http://127\.0\.0\.1:{self.port}(/\S*?)\?token=", self.log())
+
     def shutdown_kernels(self) -> None:
         for kernel in self.api("kernels"):
             try:
@@ -151,27 +155,46 @@ def wait_until(check, timeout: float, interval: float = 0.25, what: str = "condi
         time.sleep(interval)
 
 
+def make_lab_command(root: Path, lab_args: list[str]) -> list[str]:
+    """``make lab`` of the repository's Makefile, run in the course folder ``root``.
+
+    ``-C root`` makes ``root`` the folder JupyterLab is rooted at (the Makefile uses ``$(CURDIR)``),
+    ``VENV`` is this interpreter's environment, and ``-o`` keeps make from rebuilding it when
+    pyproject.toml or the lock is newer than its stamp. ``lab_args`` go in through ``LAB_ARGS``, as
+    a student would pass options (no option may contain a space).
+    """
+    venv = Path(sys.executable).parent.parent
+    assert not any(" " in arg for arg in lab_args), lab_args
+    return ["make", "--no-print-directory", "-C", str(root), "-f", str(REPO_ROOT / "Makefile"),
+            "-o", str(venv / ".installed"), f"VENV={venv}", "lab",
+            "LAB_ARGS=" + " ".join(lab_args)]
+
+
 @contextmanager
 def jupyter_lab(root: Path, tmp: Path, *, env: dict[str, str] | None = None,
-                start_timeout: float = 120):
+                start_timeout: float = 120, via_make: bool = False):
     """Run ``jupyter lab`` on ``root`` on a free loopback port with a random token; always stop it.
 
+    ``via_make``: start it the way students do, with ``make lab`` (``make_lab_command``), which
+    roots it at ``root`` and opens the course map; the options below go in through ``LAB_ARGS``.
     Kernels are shut down through the REST API first (they run in process groups of their own),
-    then the server gets SIGTERM and, if it has not exited after 20 s, SIGKILL.
+    then the server (and make) get SIGTERM and, if still running after 20 s, SIGKILL.
     """
     env = env or lab_env(tmp)
     token = secrets.token_hex(24)
     port = free_port()
     log_path = tmp / "jupyterlab.log"
-    cmd = [
-        sys.executable, "-m", "jupyter", "lab", "--no-browser",
-        "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
+    options = [
+        "--no-browser", "--ip=127.0.0.1", f"--port={port}", "--port-retries=0",
         f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
-        cmd.append("--allow-root")
+    if via_make:  # make lab adds --ServerApp.root_dir, and --allow-root as root
+        cmd = make_lab_command(root, options)
+    else:
+        cmd = [sys.executable, "-m", "jupyter", "lab", *options, f"--ServerApp.root_dir={root}"]
+        if hasattr(os, "geteuid") and os.geteuid() == 0:  # CI containers run as root
+            cmd.append("--allow-root")
     with open(log_path, "wb") as log:
         process = subprocess.Popen(cmd, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
@@ -301,16 +324,6 @@ def scroll_to_top(page, locator, attempts: int = 6) -> None:
         last = top
 
 
-def open_lab(page, server: LabServer, path: str = "", timeout: float = 90_000) -> None:
-    """Open JupyterLab (on a document, if ``path`` is given) and wait until its shell is up."""
-    page.goto(server.url(f"lab/tree/{path}" if path else "lab"), timeout=timeout)
-    page.locator("#jp-main-dock-panel").wait_for(timeout=timeout)
-    if path.endswith(".ipynb"):
-        notebook = active_notebook(page)
-        notebook.locator(".jp-Cell").first.wait_for(timeout=timeout)
-        wait_kernel_idle(page, timeout=timeout)
-
-
 def open_from_path(page, path: str, timeout: float = 90_000) -> None:
     """File > Open from Path…, as a student would open a notebook without reloading the page."""
     menu(page, "File", "Open from Path…")
@@ -322,6 +335,17 @@ def open_from_path(page, path: str, timeout: float = 90_000) -> None:
                  has_text=name).wait_for(timeout=timeout)
     active_notebook(page).locator(".jp-Cell").first.wait_for(timeout=timeout)
     wait_kernel_idle(page, timeout=timeout)
+
+
+def tab(page, name: str):
+    """The main area's tab of the document called ``name`` (a file name)."""
+    return page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab").filter(
+        has=page.locator(".lm-TabBar-tabLabel", has_text=re.compile(f"^{re.escape(name)}$")))
+
+
+def unsaved(page, name: str) -> bool:
+    """Whether the tab of ``name`` shows JupyterLab's unsaved-changes marker (``jp-mod-dirty``)."""
+    return "jp-mod-dirty" in (tab(page, name).first.get_attribute("class") or "").split()
 
 
 def active_notebook(page):
@@ -439,3 +463,24 @@ def replace_cell_source(page, cell, code: str) -> None:
 def copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+
+
+# --- several users in one browser (tests/test_hub.py) --------------------------------------------
+def launch_chromium_browser(playwright, folder: Path):
+    """Debian's Chromium, headless, as a Playwright ``Browser``: ``browser.new_context()`` then
+    gives each user logged in at the same time cookies and storage of their own (the student's
+    session is not the instructor's). Its home, caches and crash reports go under ``folder``.
+    Raises :class:`BrowserUnavailable` as :func:`launch_chromium` does."""
+    if not CHROMIUM.exists():
+        raise BrowserUnavailable(
+            f"{CHROMIUM} is missing: install Debian's chromium (`make system-deps`)"
+        )
+    home = Path(folder) / "chromium-home"
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
+               XDG_CACHE_HOME=str(home / ".cache"))
+    try:
+        return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                          args=CHROMIUM_ARGS, timeout=60_000, env=env)
+    except Exception as exc:  # Playwright raises its own Error for a browser that will not start
+        raise BrowserUnavailable(f"Playwright cannot launch {CHROMIUM}: {exc}") from exc
