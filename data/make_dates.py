@@ -69,7 +69,8 @@ def formats(date: datetime.date) -> list[str]:
         f"{d:02d}/{m:02d}/{y}", f"{d}/{m}/{yy}", f"{d:02d}.{m:02d}.{y}", f"{d}.{m}.{yy}",
         f"{d:02d}-{m:02d}-{y}",
         # English
-        f"{d} {wide('en')} {y}", f"{wide('en')} {d}, {y}", f"{english_ordinal(d)} of {wide('en')} {y}",
+        f"{d} {wide('en')} {y}", f"{wide('en')} {d}, {y}",
+        f"{english_ordinal(d)} of {wide('en')} {y}",
         f"{abbr('en')} {d}, {y}", f"{d} {abbr('en')} {yy}",
         # Portuguese
         f"{d} de {wide('pt')} de {y}", f"{d} {abbr('pt')} {y}",
