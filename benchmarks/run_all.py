@@ -4,6 +4,7 @@ Runs, one after the other so that they do not compete for the two cores:
 
 * ``layers_vs_torch.py``: RNN/GRU/LSTM forward + backward, course references vs ``torch.nn``;
 * ``char_rnn_throughput.py``: char-RNN training, batched NumPy vs an unbatched baseline vs torch;
+* ``seq2seq_throughput.py``: assignment 9's seq2seq with attention, training, NumPy vs torch;
 * ``nbval_time.py``: nbval wall time of every solution notebook;
 * ``grading_throughput.py``: autograding a class of 20 students, sequential vs parallel, and
   parallel without the kernels' sandbox (its overhead);
@@ -84,6 +85,15 @@ def summary(figures: dict) -> str:
         rows.append(("char-RNN training throughput, batched / unbatched NumPy (loss difference)",
                      f"{a['throughput_vs_b']:.1f}x ({a['val_nats_minus_b']:+.2f} nats/char)",
                      "≥ 10x at ≤ loss", "met" if ok else "missed"))
+    for r in (figures.get("seq2seq") or {}).get("rows") or []:
+        if r["model"].startswith("(b)"):
+            a = next(x for x in figures["seq2seq"]["rows"]
+                     if x["attention"] == r["attention"] and x["model"].startswith("(a)"))
+            rows.append((f"seq2seq ({r['attention']} attention) training, sentences/s, NumPy / "
+                         f"torch CPU (exact match)",
+                         f"{a['sentences_per_s']:,.0f} / {r['sentences_per_s']:,.0f} = "
+                         f"{a['sentences_per_s'] / r['sentences_per_s']:.2f} "
+                         f"({a['exact_match']:.1%} / {r['exact_match']:.1%})", "–", ""))
     nbval = figures.get("nbval") or {}
     if "total_s" in nbval:
         rows.append(("nbval of every notebook (sequential)", f"{nbval['total_s']:.0f} s", "–", ""))
@@ -124,6 +134,8 @@ def main() -> None:
                                              *(["--repeats", "3"] if quick else []), reuse=reuse)
     parts["char"], figures["char"] = run("char_rnn_throughput.py",
                                          *(["--seconds", "3"] if quick else []), reuse=reuse)
+    parts["seq2seq"], figures["seq2seq"] = run("seq2seq_throughput.py",
+                                               *(["--quick"] if quick else []), reuse=reuse)
     parts["nbval"], figures["nbval"] = run("nbval_time.py", reuse=reuse)
     parts["grading"], figures["grading"] = run("grading_throughput.py",
                                                *(["--students", "2", "02_forward_pass"]
@@ -133,6 +145,7 @@ def main() -> None:
                                            if quick else []), reuse=reuse)
     titles = {"layers": "Layers vs torch.nn (benchmarks/layers_vs_torch.py)",
               "char": "Char-RNN training (benchmarks/char_rnn_throughput.py)",
+              "seq2seq": "Seq2seq with attention training (benchmarks/seq2seq_throughput.py)",
               "nbval": "nbval (benchmarks/nbval_time.py)",
               "grading": "Autograding a class (benchmarks/grading_throughput.py)",
               "dask": "Grading on Dask distributed (benchmarks/dask_grading.py)"}
