@@ -213,9 +213,11 @@ def kernel_command(cmd: list[str], *, workdir: Path, inside: str, ipc: Path,
     if bwrap is None:
         raise RuntimeError(unavailable() or "no bwrap")
     made = {"/tmp"}
-    args = [*_namespaces(), *_system_mounts(), *_python_mounts(made),
+    # /tmp first: the binds below may lie under it (a course or a venv in /tmp) and must stay
+    # visible on top of the kernel's private /tmp.
+    args = [*_namespaces(), *_system_mounts(),
             "--perms", "1777", "--size", str(limits.tmp_mb * 2**20), "--tmpfs", "/tmp",
-            "--proc", "/proc", "--dev", "/dev",
+            "--proc", "/proc", "--dev", "/dev", *_python_mounts(made),
             *_parents(ipc, made), "--bind", str(ipc), str(ipc),
             *_parents(inside, made),
             "--perms", "1777", "--size", str(limits.files_mb * 2**20), "--tmpfs", inside]

@@ -279,3 +279,21 @@ def test_every_assignments_reference_loads_from_what_its_kernel_gets(tmp_path):
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               env={**os.environ, "RNNCOURSE_SOURCE": str(tmp_path / a)})
         assert proc.returncode == 0, (a, proc.stderr[-800:])
+
+
+def test_the_kernels_private_tmp_hides_nothing_it_needs(tmp_path, monkeypatch):
+    """A course, a venv or the kernel's sockets may live under /tmp (a clone in /tmp, say): the
+    kernel's private /tmp must be mounted before them, or it hides them."""
+    venv = str(tmp_path / "clone" / ".venv")  # as if the course were cloned into /tmp
+    monkeypatch.setattr(sandbox, "_python_mounts", lambda made: ["--ro-bind", venv, venv])
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "a.txt").write_text("x")
+    cmd = sandbox.kernel_command(["python"], workdir=work, inside="/home/student/a",
+                                 ipc=tmp_path / "ipc", reference=tmp_path / "ref", env={},
+                                 limits=sandbox.Limits(), uid=None)
+    tmpfs = [i for i, a in enumerate(cmd) if a == "--tmpfs" and cmd[i + 1] == "/tmp"]
+    under_tmp = [i for i, a in enumerate(cmd) if a in ("--bind", "--ro-bind", "--dir")
+                 and cmd[i + (1 if a == "--dir" else 2)].startswith("/tmp/")]
+    assert str(tmp_path).startswith("/tmp/") and under_tmp  # pytest's tmp_path is in /tmp
+    assert len(tmpfs) == 1 and tmpfs[0] < min(under_tmp)
