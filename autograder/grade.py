@@ -820,12 +820,8 @@ def _run_workers(course_root, main_db, sqlite, todo, subs, results, workers, job
                 break
             pending.discard(job)
             try:
-                results[job] = _finish(course_root, main_db, sqlite, worker, job, result,
+                results[job] = _record(course_root, main_db, sqlite, worker, job, result,
                                        seconds, job_timeout, subs[job])
-            except Exception as err:  # noqa: BLE001 - one submission's problem, not the run's
-                results[job] = _not_graded(course_root, main_db, subs[job], "failed",
-                                           f"could not record the grades: "
-                                           f"{type(err).__name__}: {err}", seconds)
             finally:
                 merged.set()
                 bar.update(1)
@@ -850,13 +846,8 @@ def _run_dask(course_root, main_db, sqlite, todo, subs, results, job_timeout, me
                 "isolated": isolated, "sqlite": sqlite}
 
     def finish(job, remote, result, seconds):
-        try:
-            results[job] = _finish(course_root, main_db, sqlite, remote, job, result, seconds,
-                                   job_timeout, subs[job])
-        except Exception as err:  # noqa: BLE001 - one submission's problem, not the run's
-            results[job] = _not_graded(course_root, main_db, subs[job], "failed",
-                                       f"could not record the grades: {type(err).__name__}: "
-                                       f"{err}", seconds)
+        results[job] = _record(course_root, main_db, sqlite, remote, job, result, seconds,
+                               job_timeout, subs[job])
         bar.update(1)
 
     def fail(job, reason, seconds):
@@ -911,6 +902,19 @@ def _not_graded(course_root: Path, main_db: str, sub: intake.Submission, status:
         "score": score, "max_score": max_score, "penalty": penalty,
     })
     return JobResult(job, status, text, seconds, score, max_score, notes, penalty)
+
+
+def _record(course_root: Path, main_db: str, sqlite: bool, worker, job: Job, result: dict,
+            seconds: float, job_timeout: float, sub: intake.Submission) -> JobResult:
+    """:func:`_finish`, and a clear result if recording the grades fails: one submission's
+    problem, never the run's. ``worker``: a local :class:`Worker` or the files of a Dask task
+    (:class:`autograder.distributed.RemoteFiles`), anything with the folder ``root``."""
+    try:
+        return _finish(course_root, main_db, sqlite, worker, job, result, seconds, job_timeout,
+                       sub)
+    except Exception as err:  # noqa: BLE001
+        return _not_graded(course_root, main_db, sub, "failed", "could not record the grades: "
+                           f"{type(err).__name__}: {err}", seconds)
 
 
 def _finish(course_root: Path, main_db: str, sqlite: bool, worker: Worker, job: Job,

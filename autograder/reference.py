@@ -51,13 +51,18 @@ def solution_cells(nb: dict) -> Iterator[tuple[str, str]]:
             yield meta.get("grade_id", "?"), "".join(src) if isinstance(src, list) else src
 
 
-def write_kernel_source(assignments, dest: Path) -> None:
-    """Write, for each of ``assignments``, ``dest/<a>/<a>.ipynb``: its source notebook reduced to
-    what :func:`load_reference` and :func:`autograder.integrity.protect` read (the solution code
-    cells and the instructor's helper cells). A sandboxed grading kernel gets this folder as its
-    ``$RNNCOURSE_SOURCE`` (autograder/sandbox.py): the reference without the tests, the hidden
-    tests, the model answers of written questions or any other assignment."""
-    for assignment in assignments:
+def write_kernel_source(assignment: str, dest: Path) -> None:
+    """Write ``dest/<a>/<a>.ipynb`` for ``assignment`` and for every earlier assignment its
+    reference loads (COMPANIONS, transitively, as :func:`load_reference` follows them): each
+    source notebook reduced to what :func:`load_reference` and
+    :func:`autograder.integrity.protect` read (the solution code cells and the instructor's helper
+    cells). A sandboxed grading kernel gets this folder as its ``$RNNCOURSE_SOURCE``
+    (autograder/sandbox.py): the reference without the tests, the hidden tests, the model answers
+    of written questions or any other assignment."""
+    needed = [assignment]
+    for a in needed:
+        needed += [e for e in COMPANIONS.get(a, []) if e not in needed]
+    for assignment in needed:
         nb = json.loads(notebook_path(assignment).read_text(encoding="utf-8"))
         keep = [cell for cell in nb["cells"] if cell["cell_type"] == "code" and (
             not nbgrader_meta(cell)

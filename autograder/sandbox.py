@@ -59,7 +59,7 @@ from traitlets import Bool, Float, Int, Unicode
 
 import autograder
 import rnncourse
-from autograder.course import COMPANIONS, GRADING_ENV
+from autograder.course import GRADING_ENV
 
 # The modules of ``autograder`` a graded kernel imports: a hidden-test region's (autograder.hidden
 # and what it imports), and the wrappers of the course's generated alternative submissions
@@ -239,14 +239,6 @@ def kernel_command(cmd: list[str], *, workdir: Path, inside: str, ipc: Path,
             "prlimit", *rlimits, "--", *cmd]
 
 
-def _with_earlier(assignment: str) -> list[str]:
-    """``assignment`` and every assignment whose reference it loads (COMPANIONS, transitively)."""
-    found = [assignment]
-    for a in found:
-        found += [e for e in COMPANIONS.get(a, []) if e not in found]
-    return found
-
-
 class SandboxedKernelManager(AsyncKernelManager):
     """jupyter_client's kernel manager, starting the kernel in the sandbox (module docstring).
 
@@ -268,6 +260,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     processes = Int(Limits.processes, help="Processes and threads").tag(config=True)
 
     _scratch: Path | None = None
+    _sandboxed = False  # set when the kernel starts: sandboxed, or not (no bwrap, disabled)
 
     def limits(self) -> Limits:
         return Limits(wall_s=self.wall_s, cpu_s=self.cpu_s, memory_mb=self.memory_mb or None,
@@ -294,7 +287,7 @@ class SandboxedKernelManager(AsyncKernelManager):
             from autograder.reference import write_kernel_source
 
             self._reference = self._scratch / "reference"
-            write_kernel_source(_with_earlier(self.assignment), self._reference)
+            write_kernel_source(self.assignment, self._reference)
         self.kernel_spec.interrupt_mode = "message"
         self._env = dict(kw.get("env") or os.environ)
         kw["env"] = kernel_environment(self._env, self._reference is not None)
@@ -305,7 +298,7 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     def format_kernel_cmd(self, extra_arguments=None) -> list[str]:
         cmd = super().format_kernel_cmd(extra_arguments)
-        if not getattr(self, "_sandboxed", False):
+        if not self._sandboxed:
             return cmd
         uid = (self.uid if self.uid >= 0 else default_uid()) if os.geteuid() == 0 else None
         if uid is not None:  # the files the kernel writes: its sockets, its submission's
