@@ -106,13 +106,15 @@ def run_on_dask(scheduler: str, task, jobs, stage: Path, course_files: dict, set
     finished one to ``finish(job, remote_files, result, seconds)`` (or ``fail(job, reason,
     seconds)``), one at a time, in this thread: the gradebook writes stay serialized.
 
-    Raises OSError (or TimeoutError) when the scheduler cannot be reached."""
+    Raises OSError (or TimeoutError) when the scheduler cannot be reached within Dask's own
+    connect timeout, ``distributed.comm.timeouts.connect`` (30 s by default; set it with
+    ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT=10s`` or ``dask.config.set``)."""
     from distributed import Client, Event, as_completed
     from distributed.scheduler import KilledWorker
 
     run = uuid.uuid4().hex
     settings = {**settings, "stop": STOP_EVENT_PREFIX + run}
-    with Client(scheduler, timeout="30s") as client:
+    with Client(scheduler) as client:  # timeout: distributed.comm.timeouts.connect
         # A task, not scattered data: if every worker holding the files dies, the scheduler
         # computes them again from its one copy (scattered data would be lost with them).
         shared = client.submit(course_copy, course_files, key=f"course-files-{run}", pure=False)
@@ -176,10 +178,13 @@ def loopback_cluster(workers: int, folder: Path, env: dict | None = None) -> Ite
             client.wait_for_workers(workers, timeout=120)
         yield address
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        # The workers first, while the scheduler can still take their goodbyes (stopped
+        # together, each worker waits out its reconnection attempts).
+        for group in (procs[1:], procs[:1]):
+            for p in group:
+                p.terminate()
+            for p in group:
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()

@@ -1,8 +1,9 @@
 """``make grade --scheduler``: grading on Dask distributed (autograder/distributed.py).
 
 A real cluster on loopback: a ``dask scheduler`` and two separately started ``dask worker``
-processes (each with its nanny, as on a cluster's machines). A class of assignment 2 is graded
-locally and on the cluster, and every cell's score must be the same; then the class is graded
+processes (each with its nanny, as on a cluster's machines). A class of assignment 2 is graded on
+the cluster, and every cell's score must be the one local grading gave the same submissions (the
+session's ``graded_course``, graded through ``make grade``'s command); then the class is graded
 again on the cluster while the worker grading a slow submission is killed, and the result must
 still be complete and identical. A task that kills its worker every time ends as a clear
 failure for that submission, not an endless retry.
@@ -20,7 +21,7 @@ import pytest
 
 from autograder.config import REPO_ROOT
 from autograder.grade import grade_all
-from autograder.grading import generate, make_course, read_scores
+from autograder.grading import make_course, read_scores
 from autograder.submissions import find_cell, nbgrader_sample, submissions_for, write_submission
 
 distributed = pytest.importorskip("distributed", reason="Dask distributed is not installed")
@@ -41,14 +42,16 @@ def cluster(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def classes(cluster, tmp_path_factory):
-    """The same class graded three times: locally, on the cluster, and on the cluster with a
-    worker killed while it grades the slow submission."""
+def classes(cluster, generated_courses, tmp_path_factory):
+    """The sample of assignment 2 that the session grades locally, and a slow but correct
+    submission, graded twice on the cluster: as it is, and with the worker that grades the slow
+    submission killed meanwhile."""
     base = tmp_path_factory.mktemp("classes")
+    release = generated_courses[A] / "release"
     courses = {}
-    for name in ("local", "dask", "killed"):
+    for name in ("dask", "killed"):
         course = make_course(base / name, REPO_ROOT / "source")
-        generate(course, A)
+        shutil.copytree(release, course / "release")  # generated once, by the session
         subs = submissions_for(A, course / "source", course / "release")
         for student in nbgrader_sample(A):
             write_submission(course, student, A, subs[student])
@@ -57,14 +60,22 @@ def classes(cluster, tmp_path_factory):
         cell.source += "\n\nimport time\ntime.sleep(12)  # a slow but correct notebook\n"
         write_submission(course, SLOW, A, slow)
         courses[name] = course
-    results = {"local": grade_all(courses["local"], [A], workers=2, progress=False),
-               "dask": grade_all(courses["dask"], [A], progress=False, scheduler=cluster)}
+    results = {"dask": grade_all(courses["dask"], [A], progress=False, scheduler=cluster)}
     killed: list[str] = []
     thread = threading.Thread(target=_kill_worker_grading, args=(cluster, SLOW, killed))
     thread.start()
     results["killed"] = grade_all(courses["killed"], [A], progress=False, scheduler=cluster)
     thread.join(timeout=300)
     return courses, results, killed
+
+
+@pytest.fixture(scope="module")
+def graded_locally(graded_course):
+    """Every cell's score of local grading: the session's sample, and the solution's for the
+    slow submission (its one change is a sleep)."""
+    local = dict(graded_course[0][A])
+    local[SLOW] = local["solution"]
+    return local
 
 
 def _executing(dask_worker) -> list[str]:
@@ -88,20 +99,21 @@ def _kill_worker_grading(address: str, student: str, killed: list[str]) -> None:
             time.sleep(0.2)
 
 
-def test_a_class_graded_on_dask_scores_as_graded_locally(classes):
+def test_a_class_graded_on_dask_scores_as_graded_locally(classes, graded_locally):
     courses, results, _ = classes
     assert all(r.ok for r in results["dask"]), [r for r in results["dask"] if not r.ok]
-    local, dask = read_scores(courses["local"], A), read_scores(courses["dask"], A)
-    assert local == dask
+    dask = read_scores(courses["dask"], A)
+    assert dask == graded_locally
     assert sum(c.score for c in dask[SLOW].values()) == 20
 
 
-def test_a_worker_killed_mid_grade_loses_nothing_and_counts_nothing_twice(classes):
+def test_a_worker_killed_mid_grade_loses_nothing_and_counts_nothing_twice(classes,
+                                                                          graded_locally):
     courses, results, killed = classes
     assert killed, "no worker was caught grading the slow submission"
     assert all(r.ok for r in results["killed"]), [r for r in results["killed"] if not r.ok]
-    assert len(results["killed"]) == len(results["local"])
-    assert read_scores(courses["killed"], A) == read_scores(courses["local"], A)
+    assert len(results["killed"]) == len(graded_locally)
+    assert read_scores(courses["killed"], A) == graded_locally
 
 
 def test_a_task_that_kills_every_worker_is_reported_not_retried_forever(cluster, tmp_path):
@@ -121,12 +133,16 @@ def test_a_task_that_kills_every_worker_is_reported_not_retried_forever(cluster,
     assert failed and failed[0][0] == job and "killed Dask workers repeatedly" in failed[0][1]
 
 
-def test_an_unreachable_scheduler_fails_every_submission_with_the_reason(tmp_path):
+def test_an_unreachable_scheduler_fails_every_submission_with_the_reason(tmp_path,
+                                                                         generated_courses):
+    import dask
+
     course = make_course(tmp_path / "course", REPO_ROOT / "source")
-    generate(course, A)
+    shutil.copytree(generated_courses[A] / "release", course / "release")
     subs = submissions_for(A, course / "source", course / "release")
     write_submission(course, "ada", A, subs["solution"])
-    results = grade_all(course, [A], progress=False, scheduler="tcp://127.0.0.1:9")
+    with dask.config.set({"distributed.comm.timeouts.connect": "3s"}):  # Dask's own setting
+        results = grade_all(course, [A], progress=False, scheduler="tcp://127.0.0.1:9")
     assert [r.status for r in results] == ["failed"]
     assert "cannot be reached" in results[0].message
     shutil.rmtree(course)
