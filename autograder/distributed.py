@@ -61,11 +61,15 @@ def unpack(data: bytes, dest: Path) -> None:
 
 
 def watch_stop(name: str, worker, done: threading.Event) -> None:
-    """Kill ``worker`` (its process and kernel) when the instructor's side sets Event ``name``."""
-    try:
-        from distributed import Event
+    """Kill ``worker`` (its process and kernel) when the instructor's side sets Event ``name``.
 
-        event = Event(name)
+    Call it in the task's own thread: the Event gets the worker's client explicitly there
+    (``get_client``), because the watching thread is outside the worker's context, where an
+    Event without a client raises "not properly initialized" on every wait."""
+    try:
+        from distributed import Event, get_client
+
+        event = Event(name, client=get_client())
     except Exception:  # noqa: BLE001 - not in a Dask worker (called directly): nothing to watch
         return
 

@@ -146,3 +146,63 @@ def test_an_unreachable_scheduler_fails_every_submission_with_the_reason(tmp_pat
     assert [r.status for r in results] == ["failed"]
     assert "cannot be reached" in results[0].message
     shutil.rmtree(course)
+
+
+def _grading_processes(dask_worker) -> list[int]:
+    """The grading processes (``autograder.grade --worker``) and kernels under this Dask worker."""
+    import psutil
+
+    found = []
+    for p in psutil.Process(os.getpid()).children(recursive=True):
+        try:
+            line = " ".join(p.cmdline())
+        except psutil.Error:
+            continue
+        if "autograder.grade" in line or "ipykernel" in line:
+            found.append(p.pid)
+    return found
+
+
+def test_ctrl_c_stops_every_running_grade_on_the_workers(cluster, generated_courses, tmp_path):
+    """Ctrl-C on the instructor's side (SIGINT to ``make grade --scheduler``) while both workers
+    grade a notebook that would run for minutes: the command ends, and within seconds no grading
+    process or kernel is left on either worker."""
+    import signal
+    import subprocess
+
+    from autograder.grading import _command_env
+
+    course = make_course(tmp_path / "course", REPO_ROOT / "source")
+    shutil.copytree(generated_courses[A] / "release", course / "release")
+    subs = submissions_for(A, course / "source", course / "release")
+    for student in ("stuck_a", "stuck_b"):
+        nb = subs["solution"]
+        cell = find_cell(nb, "rnn_forward", solution=True)
+        cell.source += "\n\nimport time\ntime.sleep(300)  # still running at Ctrl-C\n"
+        write_submission(course, student, A, nb)
+    grade = subprocess.Popen(
+        [sys.executable, "-m", "autograder.grade", A, "--course", str(course), "--scheduler",
+         cluster], cwd=course, env=_command_env(), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    with distributed.Client(cluster) as client:
+        for _ in range(600):  # until both workers run a kernel of a stuck notebook
+            if all(client.run(_grading_processes).values()):
+                break
+            assert grade.poll() is None, grade.communicate()[0][-3000:]
+            time.sleep(0.5)
+        else:
+            pytest.fail("the stuck notebooks never started on both workers")
+        time.sleep(2)
+        grade.send_signal(signal.SIGINT)
+        try:
+            output = grade.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired:
+            grade.kill()
+            pytest.fail("make grade --scheduler did not end after Ctrl-C")
+        for _ in range(40):
+            left = client.run(_grading_processes)
+            if not any(left.values()):
+                break
+            time.sleep(0.5)
+        assert not any(left.values()), f"still running after Ctrl-C: {left}\n{output[-2000:]}"
+        assert not any(client.processing().values()), "tasks still running on the cluster"
