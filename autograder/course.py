@@ -26,6 +26,7 @@ COMPANIONS: dict[str, list[str]] = {
     "07_bidirectional_deep": ["02_forward_pass", "03_bptt", "05_gru", "06_lstm"],
     "08_char_language_model": ["02_forward_pass", "03_bptt", "06_lstm"],
     "09_seq2seq_attention": ["02_forward_pass", "03_bptt", "05_gru"],
+    "10_music_generation": ["02_forward_pass", "03_bptt", "06_lstm", "08_char_language_model"],
 }
 
 # Seconds a single cell may run under autograde before it is interrupted and scores 0
