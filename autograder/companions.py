@@ -7,8 +7,12 @@ one home), and ``nbgrader generate_assignment`` copies it into ``release/<assign
 notebook imports it: ``from course_layers import rnn_forward``. It is generated, so it is ignored
 in ``source/`` and committed, like the rest of ``release/``, only as part of the release.
 
-Only ``def`` and ``class`` statements are carried over, never an earlier assignment's answers to
-its quiz questions. Which assignment gets which earlier ones is ``COMPANIONS`` in config.py.
+Only ``def`` and ``class`` statements are carried over, with the module-level constants of the
+same cells (``UPPER_CASE = ...``, e.g. 08's ``BOS, EOS``, which its functions use), never an
+earlier assignment's answers to its quiz questions. A solution cell tagged ``optional`` (an
+ungraded extra, such as 08's ``char_lstm_loss``) is not carried over either: it is an exercise a
+later assignment may set (10's Task 5 is that loss with an embedding). Which assignment gets which
+earlier ones is ``COMPANIONS`` in course.py.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import ast
 import json
 from pathlib import Path
 
-from autograder.course import COMPANIONS
+from autograder.course import COMPANIONS, nbgrader_meta
 from autograder.reference import solution_cells
 from autograder.submissions import strip_markers
 
@@ -35,16 +39,39 @@ import numpy as np
 '''
 
 
+OPTIONAL_TAG = "optional"
+
+
+def _is_constant(node: ast.stmt) -> bool:
+    """``NAME = ...`` or ``A, B = ...`` with upper-case names only."""
+    if not isinstance(node, ast.Assign):
+        return False
+    names = [t for target in node.targets
+             for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
+    return all(isinstance(t, ast.Name) and t.id.isupper() for t in names)
+
+
 def definitions(notebook: Path) -> list[tuple[str, str]]:
-    """``(name, source)`` of every function and class defined in the notebook's solution cells."""
+    """``(name, source)`` of every function and class defined in the notebook's solution cells
+    (except the cells tagged ``optional``), and of the upper-case constants of those cells that
+    the functions use (a quiz answer such as ``GRU_PARAMETER_COUNT = ...`` is used by none)."""
     nb = json.loads(notebook.read_text(encoding="utf-8"))
-    out = []
-    for _grade_id, code in solution_cells(nb):
+    optional = {nbgrader_meta(c).get("grade_id") for c in nb["cells"]
+                if OPTIONAL_TAG in c.get("metadata", {}).get("tags", [])}
+    out, constants, used = [], [], set()
+    for grade_id, code in solution_cells(nb):
+        if grade_id in optional:
+            continue
         code = strip_markers(code)
         for node in ast.parse(code).body:
             if isinstance(node, ast.FunctionDef | ast.ClassDef):
                 out.append((node.name, ast.get_source_segment(code, node)))
-    return out
+                used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+            elif _is_constant(node):
+                names = {t.id for t in ast.walk(node.targets[0]) if isinstance(t, ast.Name)}
+                constants.append((names, ast.get_source_segment(code, node.targets[0]),
+                                  ast.get_source_segment(code, node)))
+    return [(name, code) for names, name, code in constants if names & used] + out
 
 
 def companion_text(source_root: Path, earlier: list[str]) -> str:
@@ -53,7 +80,8 @@ def companion_text(source_root: Path, earlier: list[str]) -> str:
         for name, code in definitions(source_root / assignment / f"{assignment}.ipynb"):
             blocks.append(f"# from {assignment}\n{code}\n")
             names.append(name)
-    header = HEADER.format(names=", ".join(earlier), example=names[0] if names else "...")
+    example = next((n for n in names if n.isidentifier() and not n.isupper()), "...")
+    header = HEADER.format(names=", ".join(earlier), example=example)
     return header + "\n\n".join(blocks)
 
 

@@ -500,6 +500,14 @@ def lstm_peephole_cell_forward(x_t, h_prev, c_prev, Wx, Wh, b, p):
 
 
 # from 08_char_language_model
+BOS, EOS = "<bos>", "<eos>"
+
+
+# from 08_char_language_model
+BOS_ID, EOS_ID = 0, 1
+
+
+# from 08_char_language_model
 def build_vocab(texts):
     """The character vocabulary of a corpus.
 
@@ -745,25 +753,3 @@ def sample_sequence(params, rng, max_len, temperature=1.0, top_k=None, greedy=Fa
             break
         generated.append(token)
     return np.array(generated, dtype=np.int64)
-
-
-# from 08_char_language_model
-def char_lstm_loss(params, x_ids, y_ids, state0, mask=None):
-    """OPTIONAL, NOT GRADED: char_rnn_loss with assignment 6's LSTM.
-
-    params: dict with "Wx" (4H, V), "Wh" (4H, H), "b" (4H,), "Wy" (V, H), "by" (V,)
-    state0: the pair (h0, c0), each (N, H);  x_ids, y_ids, mask: as in char_rnn_loss
-    Returns (loss, grads, (h_last, c_last)), the loss in nats per real character.
-    """
-    h0, c0 = state0
-    onehot = np.eye(params["Wy"].shape[0], dtype=params["Wx"].dtype)[x_ids]
-    h, lstm_cache = lstm_forward(onehot, h0, params["Wx"], params["Wh"], params["b"], c0)
-    probs, head_cache = output_forward(h, params["Wy"], params["by"])
-    scale = y_ids.shape[0] / (y_ids.size if mask is None else np.count_nonzero(mask))
-    loss = cross_entropy_loss(probs, y_ids, mask) * scale
-    dh, dWy, dby = output_backward(softmax_cross_entropy_backward(probs, y_ids, mask) * scale,
-                                   head_cache)
-    _, _, dWx, dWh, db = lstm_backward(dh, lstm_cache)
-    grads = dict(Wx=dWx, Wh=dWh, b=db, Wy=dWy, by=dby)
-    last_state = (h[:, -1], lstm_cache[-1][7])  # c of the last step is in its cache
-    return loss, grads, last_state
