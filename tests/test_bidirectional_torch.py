@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torchref import close, leaf
+from torchref import close, leaf, needs_torch
 
 from autograder.reference import load_reference
 
-torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+torch = needs_torch()
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 MODULES = {"rnn": torch.nn.RNN, "gru": torch.nn.GRU, "lstm": torch.nn.LSTM}

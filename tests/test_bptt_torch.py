@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torchref import close, leaf, torch_rnn
+from torchref import close, leaf, needs_torch, torch_rnn
 
 from autograder.reference import load_reference
 
-torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+torch = needs_torch()
 
 @pytest.fixture(scope="module")
 def ref():

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torchref import close, torch_rnn
+from torchref import close, needs_torch, torch_rnn
 
 from autograder.reference import load_reference
 from rnncourse.optim import Adam
@@ -63,7 +63,7 @@ def torch_grads(rnn, head):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("masked", [False, True])
 def test_char_rnn_loss_matches_torch(ref, seed, masked):
-    torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+    torch = needs_torch()
     params, x, y, h0, mask = problem(seed)
     mask = mask if masked else None
     loss, grads, h_last = ref.char_rnn_loss(params, x, y, h0, mask)
@@ -80,7 +80,7 @@ def test_train_step_follows_torch_adam_with_clipping(ref):
     """Four steps of the reference train_step (rnncourse.optim.Adam, clipping at 0.5, which is
     active here) against torch.optim.Adam after clip_grad_norm_. The course's RNN has one bias b;
     PyTorch has two, so its bias_hh is frozen at zero and bias_ih plays b."""
-    torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+    torch = needs_torch()
     params, x, y, h0, mask = problem(8)
     mine, adam = {k: v.copy() for k, v in params.items()}, Adam(lr=0.05)
     rnn, head = torch_model(torch, params)
@@ -105,7 +105,7 @@ def test_train_step_follows_torch_adam_with_clipping(ref):
 
 
 def test_temperature_and_top_k_match_torch(ref):
-    torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+    torch = needs_torch()
     scores = 3 * np.random.default_rng(3).standard_normal((4, 9))
     for tau in (0.2, 1.0, 4.0):
         expected = torch.softmax(torch.from_numpy(scores) / tau, dim=-1)

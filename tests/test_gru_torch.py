@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torchref import close, leaf
+from torchref import close, leaf, needs_torch
 
 from autograder.reference import load_reference
 
-torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+torch = needs_torch()
 
 @pytest.fixture(scope="module")
 def ref():

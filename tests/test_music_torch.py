@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torchref import close, leaf
+from torchref import close, leaf, needs_torch
 
 from autograder.reference import load_reference
 
@@ -21,10 +21,6 @@ from autograder.reference import load_reference
 @pytest.fixture(scope="module")
 def ref():
     return load_reference("10_music_generation")
-
-
-def _torch():
-    return pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
 
 
 def problem(seed, N=3, T=6, V=9, D=4, H=5):
@@ -65,7 +61,7 @@ def torch_model(torch, params):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("masked", [False, True])
 def test_tune_lstm_loss_matches_torch(ref, seed, masked):
-    torch = _torch()
+    torch = needs_torch()
     params, x, y, state0, mask = problem(seed)
     mask = mask if masked else None
     loss, grads, (h_last, c_last) = ref.tune_lstm_loss(params, x, y, state0, mask)
@@ -96,7 +92,7 @@ def test_tune_lstm_loss_matches_torch(ref, seed, masked):
 def test_mask_matches_torch_ignore_index(ref):
     """Padded targets set to -100 (PyTorch's ignore_index) give the same loss and gradients as
     the mask: the reference never reads a target where the mask is False."""
-    torch = _torch()
+    torch = needs_torch()
     params, x, y, state0, mask = problem(5, N=4, T=7)
     y_padded = np.where(mask, y, -100)
     loss, grads, _ = ref.tune_lstm_loss(params, x, y_padded, state0, mask)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from torchref import torch_rnn
+from torchref import needs_torch, torch_rnn
 
 from autograder.reference import load_reference, substituted
 
@@ -30,7 +30,7 @@ def _rnn_problem(seed, N=3, T=7, D=4, H=5):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_rnn_forward_matches_torch(ref02, seed):
-    torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+    torch = needs_torch()
     x, h0, Wx, Wh, b = _rnn_problem(seed)
     with torch.no_grad():
         out, h_last = torch_rnn(Wx, Wh, b)(torch.from_numpy(x), torch.from_numpy(h0)[None])
@@ -43,7 +43,7 @@ def test_rnn_forward_matches_torch(ref02, seed):
 
 
 def test_output_and_losses_match_torch(ref02):
-    torch = pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+    torch = needs_torch()
     rng = np.random.default_rng(5)
     N, T, H, V = 2, 4, 3, 6
     h, Wy, by = rng.standard_normal((N, T, H)), rng.standard_normal((V, H)), rng.standard_normal(V)

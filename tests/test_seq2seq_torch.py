@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from torchref import close, leaf
+from torchref import close, leaf, needs_torch
 
 from autograder.reference import load_reference
 
@@ -20,10 +20,6 @@ from autograder.reference import load_reference
 @pytest.fixture(scope="module")
 def ref():
     return load_reference("09_seq2seq_attention")
-
-
-def _torch():
-    return pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
 
 
 def attention_problem(seed, N=3, S=6, H=4, K=5, A=3):
@@ -91,7 +87,7 @@ def torch_additive(torch, query, keys, mask, Wq, Wk, v):
 
 @pytest.mark.parametrize("seed", [0, 1])
 def test_embedding_matches_nn_embedding(ref, seed):
-    torch = _torch()
+    torch = needs_torch()
     rng = np.random.default_rng(seed)
     W, ids = rng.standard_normal((6, 4)), rng.integers(0, 6, (3, 7))  # repeated ids
     out, cache = ref.embedding_forward(ids, W)
@@ -104,7 +100,7 @@ def test_embedding_matches_nn_embedding(ref, seed):
 
 
 def test_masked_softmax_matches_torch(ref):
-    torch = _torch()
+    torch = needs_torch()
     scores = 5 * np.random.default_rng(2).standard_normal((4, 7))
     mask = np.arange(7) < np.array([7, 3, 1, 5])[:, None]
     expected = torch.softmax(torch.from_numpy(scores).masked_fill(~torch.from_numpy(mask),
@@ -114,7 +110,7 @@ def test_masked_softmax_matches_torch(ref):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_dot_attention_matches_scaled_dot_product_attention(ref, seed):
-    torch = _torch()
+    torch = needs_torch()
     query, keys, mask, *_ = attention_problem(seed, K=4)
     context, alpha, cache = ref.dot_attention_forward(query, keys, mask)
     q, k = leaf(query), leaf(keys)
@@ -131,7 +127,7 @@ def test_dot_attention_matches_scaled_dot_product_attention(ref, seed):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_additive_attention_matches_autograd(ref, seed):
-    torch = _torch()
+    torch = needs_torch()
     query, keys, mask, Wq, Wk, v = attention_problem(seed)
     context, alpha, cache = ref.additive_attention_forward(query, keys, mask, Wq, Wk, v)
     leaves = [leaf(a) for a in (query, keys, Wq, Wk, v)]
@@ -146,7 +142,7 @@ def test_additive_attention_matches_autograd(ref, seed):
 
 
 def test_encoder_matches_nn_gru(ref):
-    torch = _torch()
+    torch = needs_torch()
     params, src, src_mask, *_ = model_problem(ref, 3, "dot")
     (enc_h, s0), cache = ref.encoder_forward(params, src, src_mask)
     emb = torch_embedding(torch, params["E_src"])
@@ -171,7 +167,7 @@ def test_encoder_matches_nn_gru(ref):
 @pytest.mark.parametrize("attention", ["dot", "additive"])
 def test_seq2seq_loss_matches_torch(ref, attention):
     """The whole model in PyTorch: its loss and the gradient of every parameter."""
-    torch = _torch()
+    torch = needs_torch()
     params, src, src_mask, y_in, y_out, tgt_mask = model_problem(ref, 5, attention)
     loss, grads = ref.seq2seq_loss(params, src, src_mask, y_in, y_out, tgt_mask, attention)
     t = {name: leaf(value) for name, value in params.items()}

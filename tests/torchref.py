@@ -7,6 +7,13 @@ import numpy as np
 RTOL, ATOL = 1e-9, 1e-12  # float64 agreement required of every reference gradient
 
 
+def needs_torch():
+    """The torch module, or a clean skip of the calling test (module) when it is not installed."""
+    import pytest
+
+    return pytest.importorskip("torch", reason="PyTorch not installed (run `make torch`)")
+
+
 def close(actual, expected, what):
     """assert_allclose at RTOL/ATOL; ``expected`` may be a torch tensor."""
     if not isinstance(expected, np.ndarray | float | int):
