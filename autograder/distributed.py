@@ -40,6 +40,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 STOP_EVENT_PREFIX = "rnncourse-stop-"
+INTERRUPTED_CLOSE_S = 10  # seconds the client may take to close after Ctrl-C
 
 
 def pack(folder: Path) -> bytes:
@@ -118,11 +119,12 @@ def run_on_dask(scheduler: str, task, jobs, stage: Path, course_files: dict, set
 
     run = uuid.uuid4().hex
     settings = {**settings, "stop": STOP_EVENT_PREFIX + run}
-    with Client(scheduler) as client:  # timeout: distributed.comm.timeouts.connect
+    client = Client(scheduler)  # timeout: distributed.comm.timeouts.connect
+    interrupted, futures = False, {}
+    try:
         # A task, not scattered data: if every worker holding the files dies, the scheduler
         # computes them again from its one copy (scattered data would be lost with them).
         shared = client.submit(course_copy, course_files, key=f"course-files-{run}", pure=False)
-        futures = {}
         for job in jobs:
             data = pack(stage / job.student / job.assignment)
             future = client.submit(task, job.assignment, job.student, data, shared,
@@ -130,25 +132,30 @@ def run_on_dask(scheduler: str, task, jobs, stage: Path, course_files: dict, set
                                    pure=False)
             futures[future] = job
         started = time.perf_counter()
-        try:
-            for future in as_completed(futures):
-                job = futures.pop(future)
-                try:
-                    out = future.result()
-                except KilledWorker:
-                    fail(job, "not graded: its grading killed Dask workers repeatedly (the "
-                         "scheduler's allowed-failures); grade it alone to see why",
-                         time.perf_counter() - started)
-                    continue
-                except Exception as err:  # noqa: BLE001 - this submission's result
-                    fail(job, f"the Dask task failed: {type(err).__name__}: {err}",
-                         time.perf_counter() - started)
-                    continue
-                finish(job, RemoteFiles(tmp, job, out), out["result"], out["seconds"])
-        except BaseException:  # Ctrl-C or an error here: stop every running grade
-            Event(settings["stop"], client=client).set()
-            client.cancel(list(futures))
-            raise
+        for future in as_completed(futures):
+            job = futures.pop(future)
+            try:
+                out = future.result()
+            except KilledWorker:
+                fail(job, "not graded: its grading killed Dask workers repeatedly (the "
+                     "scheduler's allowed-failures); grade it alone to see why",
+                     time.perf_counter() - started)
+                continue
+            except Exception as err:  # noqa: BLE001 - this submission's result
+                fail(job, f"the Dask task failed: {type(err).__name__}: {err}",
+                     time.perf_counter() - started)
+                continue
+            finish(job, RemoteFiles(tmp, job, out), out["result"], out["seconds"])
+    except BaseException:  # Ctrl-C or an error here: stop every running grade
+        interrupted = True
+        Event(settings["stop"], client=client).set()
+        client.cancel(list(futures))
+        raise
+    finally:
+        # After an interrupt, closing may wait on the cancelled tasks' results: not for long
+        # (the default is twice the connect timeout, 60 s).
+        with contextlib.suppress(Exception):
+            client.close(**({"timeout": INTERRUPTED_CLOSE_S} if interrupted else {}))
 
 
 @contextlib.contextmanager

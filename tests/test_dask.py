@@ -180,10 +180,10 @@ def test_ctrl_c_stops_every_running_grade_on_the_workers(cluster, generated_cour
         cell = find_cell(nb, "rnn_forward", solution=True)
         cell.source += "\n\nimport time\ntime.sleep(300)  # still running at Ctrl-C\n"
         write_submission(course, student, A, nb)
-    grade = subprocess.Popen(
-        [sys.executable, "-m", "autograder.grade", A, "--course", str(course), "--scheduler",
-         cluster], cwd=course, env=_command_env(), stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True)
+    grade = subprocess.Popen(  # -X faulthandler: SIGABRT prints every thread's stack
+        [sys.executable, "-X", "faulthandler", "-m", "autograder.grade", A, "--course",
+         str(course), "--scheduler", cluster], cwd=course, env=_command_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     with distributed.Client(cluster) as client:
         for _ in range(600):  # until both workers run a kernel of a stuck notebook
             if all(client.run(_grading_processes).values()):
@@ -197,12 +197,14 @@ def test_ctrl_c_stops_every_running_grade_on_the_workers(cluster, generated_cour
         try:
             output = grade.communicate(timeout=60)[0]
         except subprocess.TimeoutExpired:
-            grade.kill()
-            pytest.fail("make grade --scheduler did not end after Ctrl-C")
+            grade.send_signal(signal.SIGABRT)
+            stacks = grade.communicate(timeout=30)[0]
+            pytest.fail(f"make grade --scheduler did not end after Ctrl-C:\n{stacks[-6000:]}")
         for _ in range(40):
             left = client.run(_grading_processes)
             if not any(left.values()):
                 break
             time.sleep(0.5)
         assert not any(left.values()), f"still running after Ctrl-C: {left}\n{output[-2000:]}"
+        assert grade.returncode == 130 and "interrupted (Ctrl-C)" in output, output[-2000:]
         assert not any(client.processing().values()), "tasks still running on the cluster"
