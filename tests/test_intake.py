@@ -824,3 +824,51 @@ def test_every_submission_has_one_row(graded_class):
     assert set(graded_class["results"]) | {"ada", "carl"} == set(rows)
     assert all(r["assignment"] == A for r in rows.values())
     assert {r["status"] for r in rows.values()} == {"graded", "invalid"}
+
+
+def test_ctrl_c_stops_the_local_workers_and_their_kernels(course, notebooks):
+    """Ctrl-C (SIGINT) while both local workers grade a notebook that would run for minutes:
+    ``make grade`` ends with its one-line message and exit code 130, and no process it started
+    (grading workers, sandboxes, kernels) is left."""
+    import signal
+    import subprocess
+
+    from autograder.grading import _command_env
+
+    for student in ("stuck_a", "stuck_b"):
+        _write(course, student, _append(notebooks[3], "rnn_forward",
+                                        "import time\ntime.sleep(300)  # still running at Ctrl-C"))
+    grade = subprocess.Popen(
+        [sys.executable, "-m", "autograder.grade", A, "--course", str(course), "--workers", "2"],
+        cwd=course, env=_command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    parent = psutil.Process(grade.pid)
+
+    def kernels():
+        found = []
+        for p in parent.children(recursive=True):
+            try:
+                if "ipykernel" in " ".join(p.cmdline()):
+                    found.append(p)
+            except psutil.Error:
+                pass
+        return found
+
+    for _ in range(600):
+        if len(kernels()) >= 2:
+            break
+        assert grade.poll() is None, grade.communicate()[0][-3000:]
+        time.sleep(0.5)
+    else:
+        pytest.fail("the stuck notebooks never started")
+    time.sleep(2)
+    started = parent.children(recursive=True)
+    grade.send_signal(signal.SIGINT)
+    try:
+        output = grade.communicate(timeout=60)[0]
+    except subprocess.TimeoutExpired:
+        grade.kill()
+        pytest.fail("make grade did not end after Ctrl-C")
+    assert grade.returncode == 130 and "interrupted (Ctrl-C)" in output, output[-2000:]
+    gone, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive, f"left running after Ctrl-C: {[' '.join(p.cmdline()) for p in alive]}"
