@@ -42,13 +42,21 @@ import numpy as np
 OPTIONAL_TAG = "optional"
 
 
-def _is_constant(node: ast.stmt) -> bool:
-    """``NAME = ...`` or ``A, B = ...`` with upper-case names only."""
+def _constant_names(node: ast.stmt) -> set[str]:
+    """The names of ``NAME = ...`` or ``A, B = ...`` with upper-case names only; else empty."""
     if not isinstance(node, ast.Assign):
-        return False
+        return set()
     names = [t for target in node.targets
              for t in (target.elts if isinstance(target, ast.Tuple) else [target])]
-    return all(isinstance(t, ast.Name) and t.id.isupper() for t in names)
+    if all(isinstance(t, ast.Name) and t.id.isupper() for t in names):
+        return {t.id for t in names}
+    return set()
+
+
+def optional_grade_ids(nb: dict) -> set[str]:
+    """The grade ids of the notebook's cells tagged ``optional``."""
+    return {nbgrader_meta(c).get("grade_id") for c in nb["cells"]
+            if OPTIONAL_TAG in c.get("metadata", {}).get("tags", [])}
 
 
 def definitions(notebook: Path) -> list[tuple[str, str]]:
@@ -56,8 +64,7 @@ def definitions(notebook: Path) -> list[tuple[str, str]]:
     (except the cells tagged ``optional``), and of the upper-case constants of those cells that
     the functions use (a quiz answer such as ``GRU_PARAMETER_COUNT = ...`` is used by none)."""
     nb = json.loads(notebook.read_text(encoding="utf-8"))
-    optional = {nbgrader_meta(c).get("grade_id") for c in nb["cells"]
-                if OPTIONAL_TAG in c.get("metadata", {}).get("tags", [])}
+    optional = optional_grade_ids(nb)
     out, constants, used = [], [], set()
     for grade_id, code in solution_cells(nb):
         if grade_id in optional:
@@ -67,8 +74,7 @@ def definitions(notebook: Path) -> list[tuple[str, str]]:
             if isinstance(node, ast.FunctionDef | ast.ClassDef):
                 out.append((node.name, ast.get_source_segment(code, node)))
                 used |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-            elif _is_constant(node):
-                names = {t.id for t in ast.walk(node.targets[0]) if isinstance(t, ast.Name)}
+            elif names := _constant_names(node):
                 constants.append((names, ast.get_source_segment(code, node.targets[0]),
                                   ast.get_source_segment(code, node)))
     return [(name, code) for names, name, code in constants if names & used] + out

@@ -120,7 +120,7 @@ def run_on_dask(scheduler: str, task, jobs, stage: Path, course_files: dict, set
     run = uuid.uuid4().hex
     settings = {**settings, "stop": STOP_EVENT_PREFIX + run}
     client = Client(scheduler)  # timeout: distributed.comm.timeouts.connect
-    interrupted, futures = False, {}
+    futures = {}
     try:
         # A task, not scattered data: if every worker holding the files dies, the scheduler
         # computes them again from its one copy (scattered data would be lost with them).
@@ -147,15 +147,14 @@ def run_on_dask(scheduler: str, task, jobs, stage: Path, course_files: dict, set
                 continue
             finish(job, RemoteFiles(tmp, job, out), out["result"], out["seconds"])
     except BaseException:  # Ctrl-C or an error here: stop every running grade
-        interrupted = True
         Event(settings["stop"], client=client).set()
         client.cancel(list(futures))
-        raise
-    finally:
-        # After an interrupt, closing may wait on the cancelled tasks' results: not for long
-        # (the default is twice the connect timeout, 60 s).
+        # Closing may wait on the cancelled tasks' results: not for long (the default is twice
+        # the connect timeout, 60 s).
         with contextlib.suppress(Exception):
-            client.close(**({"timeout": INTERRUPTED_CLOSE_S} if interrupted else {}))
+            client.close(timeout=INTERRUPTED_CLOSE_S)
+        raise
+    client.close()
 
 
 @contextlib.contextmanager

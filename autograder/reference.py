@@ -42,13 +42,18 @@ def notebook_path(assignment: str) -> Path:
     return path
 
 
+def _solution_only(cell: dict) -> bool:
+    meta = nbgrader_meta(cell)
+    return cell["cell_type"] == "code" and bool(meta.get("solution")) and not meta.get("grade")
+
+
 def solution_cells(nb: dict) -> Iterator[tuple[str, str]]:
     """Yield ``(grade_id, source)`` of every solution-only code cell, in order."""
     for cell in nb["cells"]:
-        meta = nbgrader_meta(cell)
-        if cell["cell_type"] == "code" and meta.get("solution") and not meta.get("grade"):
+        if _solution_only(cell):
             src = cell["source"]
-            yield meta.get("grade_id", "?"), "".join(src) if isinstance(src, list) else src
+            src = "".join(src) if isinstance(src, list) else src
+            yield nbgrader_meta(cell).get("grade_id", "?"), src
 
 
 def write_kernel_source(assignment: str, dest: Path) -> None:
@@ -64,9 +69,8 @@ def write_kernel_source(assignment: str, dest: Path) -> None:
         needed += [e for e in COMPANIONS.get(a, []) if e not in needed]
     for assignment in needed:
         nb = json.loads(notebook_path(assignment).read_text(encoding="utf-8"))
-        keep = [cell for cell in nb["cells"] if cell["cell_type"] == "code" and (
-            not nbgrader_meta(cell)
-            or (nbgrader_meta(cell).get("solution") and not nbgrader_meta(cell).get("grade")))]
+        keep = [cell for cell in nb["cells"] if _solution_only(cell) or (
+            cell["cell_type"] == "code" and not nbgrader_meta(cell))]
         folder = Path(dest) / assignment
         folder.mkdir(parents=True, exist_ok=True)
         reduced = {**nb, "cells": [{**c, "outputs": [], "execution_count": None} for c in keep]}

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder.companions import OPTIONAL_TAG, companion_text
-from autograder.course import ASSIGNMENTS, COMPANIONS, REPO_ROOT, nbgrader_meta
-from autograder.reference import solution_cells
+from autograder.companions import companion_text, optional_grade_ids
+from autograder.course import ASSIGNMENTS, COMPANIONS, REPO_ROOT
+from autograder.reference import notebook_path, solution_cells
 
 BUILT_ON = [a for a in ASSIGNMENTS if COMPANIONS.get(a)]
 
@@ -35,7 +35,7 @@ def test_companion_has_no_undefined_name(assignment, tmp_path):
 
 def _quiz_answers(assignment: str) -> set[str]:
     """Names a solution cell assigns without defining a function: quiz answers."""
-    nb = json.loads((REPO_ROOT / "source" / assignment / f"{assignment}.ipynb").read_text())
+    nb = json.loads(notebook_path(assignment).read_text(encoding="utf-8"))
     names = set()
     for _grade_id, code in solution_cells(nb):
         tree = ast.parse(code)
@@ -46,9 +46,7 @@ def _quiz_answers(assignment: str) -> set[str]:
 
 
 def _optional(assignment: str) -> set[str]:
-    nb = json.loads((REPO_ROOT / "source" / assignment / f"{assignment}.ipynb").read_text())
-    return {nbgrader_meta(c).get("grade_id") for c in nb["cells"]
-            if OPTIONAL_TAG in c.get("metadata", {}).get("tags", [])}
+    return optional_grade_ids(json.loads(notebook_path(assignment).read_text(encoding="utf-8")))
 
 
 @pytest.mark.parametrize("assignment", BUILT_ON)

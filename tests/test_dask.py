@@ -18,6 +18,7 @@ import threading
 import time
 
 import pytest
+from ctrl_c import ctrl_c, start_grading
 
 from autograder.config import REPO_ROOT
 from autograder.grade import grade_all
@@ -167,11 +168,6 @@ def test_ctrl_c_stops_every_running_grade_on_the_workers(cluster, generated_cour
     """Ctrl-C on the instructor's side (SIGINT to ``make grade --scheduler``) while both workers
     grade a notebook that would run for minutes: the command ends, and within seconds no grading
     process or kernel is left on either worker."""
-    import signal
-    import subprocess
-
-    from autograder.grading import _command_env
-
     course = make_course(tmp_path / "course", REPO_ROOT / "source")
     shutil.copytree(generated_courses[A] / "release", course / "release")
     subs = submissions_for(A, course / "source", course / "release")
@@ -180,10 +176,7 @@ def test_ctrl_c_stops_every_running_grade_on_the_workers(cluster, generated_cour
         cell = find_cell(nb, "rnn_forward", solution=True)
         cell.source += "\n\nimport time\ntime.sleep(300)  # still running at Ctrl-C\n"
         write_submission(course, student, A, nb)
-    grade = subprocess.Popen(  # -X faulthandler: SIGABRT prints every thread's stack
-        [sys.executable, "-X", "faulthandler", "-m", "autograder.grade", A, "--course",
-         str(course), "--scheduler", cluster], cwd=course, env=_command_env(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    grade = start_grading(course, A, "--scheduler", cluster)
     with distributed.Client(cluster) as client:
         for _ in range(600):  # until both workers run a kernel of a stuck notebook
             if all(client.run(_grading_processes).values()):
@@ -193,18 +186,11 @@ def test_ctrl_c_stops_every_running_grade_on_the_workers(cluster, generated_cour
         else:
             pytest.fail("the stuck notebooks never started on both workers")
         time.sleep(2)
-        grade.send_signal(signal.SIGINT)
-        try:
-            output = grade.communicate(timeout=60)[0]
-        except subprocess.TimeoutExpired:
-            grade.send_signal(signal.SIGABRT)
-            stacks = grade.communicate(timeout=30)[0]
-            pytest.fail(f"make grade --scheduler did not end after Ctrl-C:\n{stacks[-6000:]}")
+        output = ctrl_c(grade)
         for _ in range(40):
             left = client.run(_grading_processes)
             if not any(left.values()):
                 break
             time.sleep(0.5)
         assert not any(left.values()), f"still running after Ctrl-C: {left}\n{output[-2000:]}"
-        assert grade.returncode == 130 and "interrupted (Ctrl-C)" in output, output[-2000:]
         assert not any(client.processing().values()), "tasks still running on the cluster"

@@ -27,6 +27,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from ctrl_c import ctrl_c, start_grading
 from nbgrader.utils import parse_utc
 
 from autograder import grade as grade_mod
@@ -830,18 +831,10 @@ def test_ctrl_c_stops_the_local_workers_and_their_kernels(course, notebooks):
     """Ctrl-C (SIGINT) while both local workers grade a notebook that would run for minutes:
     ``make grade`` ends with its one-line message and exit code 130, and no process it started
     (grading workers, sandboxes, kernels) is left."""
-    import signal
-    import subprocess
-
-    from autograder.grading import _command_env
-
     for student in ("stuck_a", "stuck_b"):
         _write(course, student, _append(notebooks[3], "rnn_forward",
                                         "import time\ntime.sleep(300)  # still running at Ctrl-C"))
-    grade = subprocess.Popen(
-        [sys.executable, "-m", "autograder.grade", A, "--course", str(course), "--workers", "2"],
-        cwd=course, env=_command_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+    grade = start_grading(course, A, "--workers", "2")
     parent = psutil.Process(grade.pid)
 
     def kernels():
@@ -863,12 +856,6 @@ def test_ctrl_c_stops_the_local_workers_and_their_kernels(course, notebooks):
         pytest.fail("the stuck notebooks never started")
     time.sleep(2)
     started = parent.children(recursive=True)
-    grade.send_signal(signal.SIGINT)
-    try:
-        output = grade.communicate(timeout=60)[0]
-    except subprocess.TimeoutExpired:
-        grade.kill()
-        pytest.fail("make grade did not end after Ctrl-C")
-    assert grade.returncode == 130 and "interrupted (Ctrl-C)" in output, output[-2000:]
+    ctrl_c(grade)
     gone, alive = psutil.wait_procs(started, timeout=10)
     assert not alive, f"left running after Ctrl-C: {[' '.join(p.cmdline()) for p in alive]}"
