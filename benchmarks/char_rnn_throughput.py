@@ -39,7 +39,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine_facts import blas_name, set_threads
+from machine_facts import blas_name, optional_torch, set_threads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -245,15 +245,8 @@ def main() -> None:
     x_val, y_val = REF.make_windows(val_ids, 16, 128)
 
     models = [BatchedNumpy(train_ids, V, H, N, T, ARGS.lr), MinCharRNN(train_ids, V, H)]
-    torch = None
-    if not ARGS.no_torch:
-        try:
-            import torch
-        except ImportError:
-            print("PyTorch is not installed (`make torch`): (c) is left out.\n")
+    torch = optional_torch(ARGS.threads, "(c) is left out", skip=ARGS.no_torch)
     if torch is not None:
-        if ARGS.threads:
-            torch.set_num_threads(ARGS.threads)
         models.append(TorchRNN(torch, train_ids, V, H, N, T, ARGS.lr))
     for model in models:  # warm-up: caches, thread pools, lazy initialisation (not timed)
         model.step()

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine_facts import THREAD_VARIABLES, blas_name, set_threads
+from machine_facts import THREAD_VARIABLES, blas_name, optional_torch, set_threads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,13 +151,7 @@ def torch_layer(torch, kind: str, x, h0, dh, p):
 def main() -> None:
     N, T, D, H = ARGS.batch, ARGS.steps, ARGS.inputs, ARGS.hidden
     threads = ARGS.threads or blas_threads()
-    try:
-        import torch
-    except ImportError:
-        torch = None
-        print("PyTorch is not installed (`make torch`): timing NumPy only.\n")
-    if torch is not None:
-        torch.set_num_threads(threads)
+    torch = optional_torch(threads, "timing NumPy only")
     runs, differences = {}, {}
     for kind in ("rnn", "gru", "lstm"):
         x, h0, dh, p = problem(kind, np.random.default_rng(0), N, T, D, H)

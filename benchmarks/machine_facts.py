@@ -17,6 +17,22 @@ def set_threads(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
+def optional_torch(threads: int | None, without: str, skip: bool = False):
+    """The ``torch`` module with ``threads`` intra-op threads (None or 0: its default), or None
+    when ``skip`` is set or PyTorch is not installed (then it prints what is left out,
+    ``without``)."""
+    if skip:
+        return None
+    try:
+        import torch
+    except ImportError:
+        print(f"PyTorch is not installed (`make torch`): {without}.\n")
+        return None
+    if threads:
+        torch.set_num_threads(threads)
+    return torch
+
+
 def blas_build() -> str:
     """The BLAS NumPy was built with, e.g. ``scipy-openblas 0.3.31.188.0``."""
     import numpy as np

@@ -46,7 +46,7 @@ import sys
 import time
 from pathlib import Path
 
-from machine_facts import blas_name, set_threads
+from machine_facts import blas_name, optional_torch, set_threads
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PAD, BOS, EOS = "<pad>", "<bos>", "<eos>"
@@ -316,15 +316,8 @@ def evaluate(params, data, pairs, attention):
 def main() -> None:
     data = Dates()
     test = data.test[:ARGS.test] if ARGS.test else data.test
-    torch = None
-    if not ARGS.no_torch:
-        try:
-            import torch
-        except ImportError:
-            print("PyTorch is not installed (`make torch`): (b) is left out.\n")
+    torch = optional_torch(ARGS.threads, "(b) is left out", skip=ARGS.no_torch)
     if torch is not None:
-        if ARGS.threads:
-            torch.set_num_threads(ARGS.threads)
         torch.manual_seed(0)
     batches = notebook_batches(data, ARGS.steps, ARGS.batch)
     attentions = ("dot", "additive") if ARGS.attention == "both" else (ARGS.attention,)
